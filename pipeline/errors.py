@@ -1,0 +1,48 @@
+"""Typed errors of the removal pipeline.
+
+Every error a caller can provoke with bad input is a ``MarklessError`` subclass with a stable
+``code``; ``app.errors`` maps them to HTTP statuses and the CLI prints their messages. Anything
+else that escapes the pipeline is a bug, not bad input.
+"""
+
+from __future__ import annotations
+
+
+class MarklessError(Exception):
+    """Base of all errors caused by the caller's input or configuration."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedImageError(MarklessError):
+    """The bytes are not an image in a format we accept (or are truncated/corrupt)."""
+
+    code = "unsupported_image"
+
+
+class ImageTooLargeError(MarklessError):
+    """The image exceeds the configured pixel (or byte) limit; refused before decoding pixels."""
+
+    code = "image_too_large"
+
+
+class InvalidMaskError(MarklessError):
+    """A user-supplied mask cannot be used (wrong size, not an image)."""
+
+    code = "invalid_mask"
+
+
+class InvalidParameterError(MarklessError):
+    """An option is out of range or unknown (threshold, dilation, inpainter name, format...)."""
+
+    code = "invalid_parameter"
+
+
+class ModelNotAvailableError(MarklessError):
+    """A configured model (weights folder, hub id) cannot be loaded."""
+
+    code = "model_not_available"

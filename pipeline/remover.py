@@ -1,0 +1,143 @@
+"""The one object that runs the flow: segment → refine → inpaint → composite.
+
+The app, the CLI, the benchmark and Ray Serve all call ``Remover``; nothing else in the tree
+re-implements the flow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.errors import InvalidMaskError, InvalidParameterError
+from pipeline.inpaint.base import Inpainter, InpaintRequest
+from pipeline.masks import MaskRefiner
+from pipeline.masks import dilate as grow_mask
+from pipeline.segment import Segmenter, SegmentOutput
+
+
+@dataclass
+class Result:
+    """What ``Remover.remove`` returns: the clean image, the mask used and stage timings (s)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    inpainter: str = ""
+    seed: int | None = None
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of pixels that were restored."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+class Remover:
+    """Handed its parts; ``remove`` is the only entry point of the product's flow."""
+
+    def __init__(
+        self,
+        segmenter: Segmenter | None,
+        refiner: MaskRefiner,
+        inpainters: Mapping[str, Inpainter],
+        default_inpainter: str,
+    ) -> None:
+        if default_inpainter not in inpainters:
+            raise ValueError(f"default inpainter {default_inpainter!r} not among {sorted(inpainters)}")
+        self.segmenter = segmenter
+        self.refiner = refiner
+        self.inpainters = dict(inpainters)
+        self.default_inpainter = default_inpainter
+
+    def segment(
+        self,
+        image: np.ndarray,
+        *,
+        threshold: float | None = None,
+        dilate: int | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[np.ndarray, SegmentOutput]:
+        """Predict and refine the watermark mask of an RGB uint8 image."""
+        if self.segmenter is None:
+            raise InvalidParameterError("no segmenter is loaded: supply a mask")
+        timings = {} if timings is None else timings
+        refiner = self.refiner.with_options(threshold, dilate)
+        with _timed(timings, "segment"):
+            out = self.segmenter.predict(image)
+        with _timed(timings, "refine"):
+            mask = refiner.refine(out.prob)
+        return mask, out
+
+    def remove(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None = None,
+        *,
+        inpainter: str | None = None,
+        threshold: float | None = None,
+        dilate: int | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        strength: float | None = None,
+    ) -> Result:
+        """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation."""
+        name = inpainter or self.default_inpainter
+        if name not in self.inpainters:
+            raise InvalidParameterError(
+                f"inpainter {name!r} is not loaded; available: {', '.join(sorted(self.inpainters))}"
+            )
+        stage = self.inpainters[name]
+        timings: dict[str, float] = {}
+        aux: SegmentOutput | None = None
+        if mask is None:
+            mask, aux = self.segment(image, threshold=threshold, dilate=dilate, timings=timings)
+        else:
+            mask = self._user_mask(mask, image.shape[:2], dilate)
+            if getattr(stage, "uses_decomposition", False) and self.segmenter is not None:
+                with _timed(timings, "segment"):
+                    aux = self.segmenter.predict(image)
+        if not mask.any():
+            timings["inpaint"] = 0.0
+            return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)
+        request = InpaintRequest(
+            image=image,
+            mask=mask,
+            seed=seed,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            strength=strength,
+            alpha=aux.alpha if aux is not None else None,
+            color=aux.color if aux is not None else None,
+        )
+        with _timed(timings, "inpaint"):
+            filled = stage.inpaint(request)
+        with _timed(timings, "composite"):
+            result = np.where(mask[..., None], filled, image).astype(np.uint8)
+        return Result(image=result, mask=mask, timings=timings, inpainter=name, seed=seed)
+
+    def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], dilate: int | None) -> np.ndarray:
+        if mask.shape[:2] != shape:
+            raise InvalidMaskError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}"
+            )
+        if mask.ndim == 3:
+            mask = mask.max(axis=2)
+        binary = mask if mask.dtype == bool else mask >= 128
+        if dilate:
+            px = self.refiner.with_options(dilate=dilate).dilate  # validates the range
+            binary = grow_mask(binary.astype(np.uint8), px).astype(bool)
+        return binary
