@@ -53,7 +53,7 @@ def remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     """Drop 8-connected components smaller than ``min_area`` pixels (uint8 0/1 in and out)."""
     if min_area <= 1 or not mask.any():
         return mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False  # background
     return keep[labels].astype(np.uint8)
