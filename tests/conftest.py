@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny, random-weight components so every tier runs on CPU without downloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import build_segmenter
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny segmenter with all heads, saved in the shipped layout (config.json + model.safetensors)."""
+    torch.manual_seed(0)
+    model = build_segmenter("tiny", heads=("mask", "alpha", "color"))
+    return model.save_pretrained(tmp_path_factory.mktemp("segmenter"))
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A deterministic 'photo' with structure (gradients + discs), 240x320 RGB uint8."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:320]
+    img = np.stack([xx * 255 / 320, yy * 255 / 240, (xx + yy) * 255 / 560], axis=-1)
+    for _ in range(12):
+        cy, cx, r = rng.integers(0, 240), rng.integers(0, 320), rng.integers(8, 40)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 255, 3)
+    return img.astype(np.uint8)

@@ -1,0 +1,51 @@
+"""Checkpoint → shipped weights folder (config.json + fp16 model.safetensors + metrics.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from training.module import SegmenterModule
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Load a Lightning checkpoint and write the network in the ``save_pretrained`` layout."""
+    module = SegmenterModule.load_from_checkpoint(str(checkpoint), map_location="cpu", imagenet_init=False)
+    return export_module(module, out_dir, metrics=metrics)
+
+
+def export_module(
+    module: SegmenterModule, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
+) -> Path:
+    out = module.model.to("cpu").float().save_pretrained(out_dir, half=True)
+    if metrics is not None:
+        path = Path(out) / "metrics.json"
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        path.chmod(0o644)
+    return Path(out)
+
+
+class ExportOnFitEnd(L.Callback):
+    """After ``fit``, export the best checkpoint (or the last weights) with the final validation metrics."""
+
+    def __init__(self, out_dir: str = "weights/segmenter") -> None:
+        self.out_dir = out_dir
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor)}
+        metrics.update(global_step=trainer.global_step, epochs=trainer.current_epoch)
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if best:
+            metrics["checkpoint"] = best
+            export_checkpoint(best, self.out_dir, metrics=metrics)
+        else:
+            assert isinstance(pl_module, SegmenterModule)
+            export_module(pl_module, self.out_dir, metrics=metrics)
