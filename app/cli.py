@@ -152,6 +152,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.factory import build_remover
+    from training.evaluate import evaluate
+
+    remover = build_remover(
+        segmenter=args.segmenter,
+        inpainter="auto",
+        diffusion_model=args.diffusion_model,
+        device=args.device,
+        threshold=args.threshold,
+        dilate=args.dilate,
+    )
+    modes = args.inpainters or sorted(remover.inpainters)
+    metrics = evaluate(remover, args.dataset, modes=modes, report_dir=args.report, limit=args.limit)
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from training.synth import write_dataset
+
+    size = None if args.size == 0 else (args.size, args.size)
+    print(write_dataset(Path(args.output), args.n, args.seed, split=args.split, size=size))
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from training.assets import collect_assets, default_cache_dir
+
+    manifest = collect_assets(
+        Path(args.cache) if args.cache else default_cache_dir(), install=not args.no_install
+    )
+    print(manifest.summary())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_checkpoint
+
+    print(export_checkpoint(args.checkpoint, args.output))
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from pipeline.inpaint.diffusion import download
 
@@ -208,6 +256,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--diffusion-model", default=None, help="also time this diffusion model ('tiny' builds one)"
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("eval", help="mask + restoration metrics on a set laid out as input/ mask/ clean/")
+    p.add_argument("dataset", metavar="DIR")
+    p.add_argument(
+        "--inpainters", nargs="+", default=None, help="restoration modes to compare (default: all loaded)"
+    )
+    p.add_argument("--diffusion-model", default=None)
+    p.add_argument("--report", default=None, metavar="DIR", help="write metrics.json and worst.png here")
+    p.add_argument("-o", "--output", default=None, help="write the metrics JSON to this file")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("synth", help="write a synthetic evaluation set (input/ mask/ clean/ alpha/)")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="val", choices=["train", "val"])
+    p.add_argument("--size", type=int, default=512, help="square size; 0 keeps each photo's own size")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("assets", help="install and collect photos, logos and fonts for training")
+    p.add_argument(
+        "--cache", default=None, help="cache folder (default: $MARKLESS_ASSETS or ~/.cache/markless/assets)"
+    )
+    p.add_argument("--no-install", action="store_true", help="only collect what is already installed")
+    p.set_defaults(func=cmd_assets)
+
+    p = sub.add_parser("export", help="export a training checkpoint to a weights folder")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", default="weights/segmenter")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("download", help="fetch a diffusers inpainting model into the HF cache")
     p.add_argument("model")

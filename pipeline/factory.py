@@ -17,12 +17,22 @@ from pipeline.segment import Segmenter
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+DECOMPOSITION_HEADS = {"alpha", "color"}
 
 
-def resolve_inpainter_name(name: str, *, diffusion_model: str | None, device: str) -> str:
-    """``auto`` → ``diffusion`` when a diffusion model is configured and a GPU will run it, else ``opencv``."""
+def resolve_inpainter_name(
+    name: str, *, diffusion_model: str | None, device: str, heads: tuple[str, ...] = ()
+) -> str:
+    """Resolve ``auto``.
+
+    With decomposition heads, ``unblend`` (it recovers translucent marks and hands the opaque
+    core to the generative stage); otherwise ``diffusion`` when a model is configured and a GPU
+    will run it, else ``opencv``.
+    """
     if name != "auto":
         return name
+    if set(heads) >= DECOMPOSITION_HEADS:
+        return "unblend"
     gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     return "diffusion" if diffusion_model and gpu else "opencv"
 
@@ -31,7 +41,7 @@ def build_remover(
     *,
     segmenter: str | Path | None = DEFAULT_SEGMENTER,
     inpainter: str = "auto",
-    extra_inpainters: tuple[str, ...] = ("opencv",),
+    extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion"),
     diffusion_model: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
@@ -42,26 +52,38 @@ def build_remover(
 ) -> Remover:
     """Load the segmenter (refusing to run without real weights) and the inpainters.
 
-    ``inpainter`` is the default for requests; ``extra_inpainters`` are loaded as well so a
-    request may pick them (opencv is instant to build, diffusion is only loaded if configured).
+    ``inpainter`` is the default for requests; ``extra_inpainters`` are loaded too, where they
+    can be (diffusion needs a configured model; unblend needs the decomposition heads), so a
+    request may pick them.
     """
     seg: Segmenter | None = None
     if segmenter is not None:
         seg = Segmenter.from_pretrained(segmenter, device=device, max_side=max_side)
         log.info("segmenter loaded from %s (heads: %s)", segmenter, ", ".join(seg.heads))
-    default = resolve_inpainter_name(inpainter, diffusion_model=diffusion_model, device=device)
-    names = [default, *(n for n in extra_inpainters if n != default)]
-    inpainters: dict[str, Inpainter] = {}
-    for name in names:
-        if name not in available_inpainters():
-            raise InvalidParameterError(f"unknown inpainter {name!r}; choose one of {available_inpainters()}")
-        if name == "diffusion":
-            if not diffusion_model:
-                if name == default:
-                    raise ModelNotAvailableError("the diffusion inpainter needs a model id or folder")
-                continue
-            inpainters[name] = build_inpainter(name, model=diffusion_model, device=device, dtype=dtype)
-        else:
-            inpainters[name] = build_inpainter(name)
+    heads = seg.heads if seg is not None else ()
+    default = resolve_inpainter_name(inpainter, diffusion_model=diffusion_model, device=device, heads=heads)
+    unknown = {default, *extra_inpainters} - set(available_inpainters())
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown inpainter {sorted(unknown)}; choose from {available_inpainters()}"
+        )
+    if default == "diffusion" and not diffusion_model:
+        raise ModelNotAvailableError(
+            "the diffusion inpainter needs a model id or folder (MARKLESS_DIFFUSION_MODEL)"
+        )
+    if default == "unblend" and not set(heads) >= DECOMPOSITION_HEADS:
+        raise ModelNotAvailableError("the unblend restoration needs a segmenter with alpha and color heads")
+
+    wanted = {default, *extra_inpainters}
+    inpainters: dict[str, Inpainter] = {"opencv": build_inpainter("opencv")}
+    if "diffusion" in wanted and diffusion_model:
+        inpainters["diffusion"] = build_inpainter(
+            "diffusion", model=diffusion_model, device=device, dtype=dtype
+        )
+    if "unblend" in wanted and set(heads) >= DECOMPOSITION_HEADS:
+        # The opaque core goes to the best generative stage we have.
+        inpainters["unblend"] = build_inpainter(
+            "unblend", fallback=inpainters.get("diffusion", inpainters["opencv"])
+        )
     refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
     return Remover(seg, refiner, inpainters, default_inpainter=default)

@@ -103,6 +103,7 @@ class Remover:
         stage = self.inpainters[name]
         timings: dict[str, float] = {}
         aux: SegmentOutput | None = None
+        user_mask = mask
         if mask is None:
             mask, aux = self.segment(image, threshold=threshold, dilate=dilate, timings=timings)
         else:
@@ -120,6 +121,7 @@ class Remover:
             steps=steps,
             guidance_scale=guidance_scale,
             strength=strength,
+            prob=aux.prob if aux is not None and user_mask is None else None,
             alpha=aux.alpha if aux is not None else None,
             color=aux.color if aux is not None else None,
         )

@@ -26,6 +26,7 @@ class InpaintRequest:
     steps: int | None = None
     guidance_scale: float | None = None
     strength: float | None = None
+    prob: np.ndarray | None = None  # HxW float32: segmenter's P(mark), only when the mask came from it
     alpha: np.ndarray | None = None  # HxW float32 in [0,1]: predicted mark opacity (decomposition heads)
     color: np.ndarray | None = None  # HxWx3 float32 in [0,1]: predicted mark colour
 
@@ -81,4 +82,5 @@ def _import_builtin() -> None:
     modules themselves import heavy libraries (diffusers) only when a model is built.
     """
     import pipeline.inpaint.diffusion
-    import pipeline.inpaint.opencv  # noqa: F401
+    import pipeline.inpaint.opencv
+    import pipeline.inpaint.unblend  # noqa: F401

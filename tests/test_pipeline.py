@@ -1,0 +1,114 @@
+"""Mask refinement, segmentation at any size, and the Remover flow on tiny real components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import WatermarkSegmenter, build_segmenter
+from pipeline.errors import InvalidMaskError, InvalidParameterError, ModelNotAvailableError
+from pipeline.factory import build_remover, resolve_inpainter_name
+from pipeline.masks import MaskRefiner
+from pipeline.segment import Segmenter
+
+
+def test_refiner_thresholds_drops_specks_and_dilates() -> None:
+    prob = np.zeros((100, 100), np.float32)
+    prob[40:60, 40:60] = 0.9  # a mark
+    prob[5, 5] = 0.99  # a speck
+    prob[80:82, 80:82] = 0.4  # below threshold
+    mask = MaskRefiner(threshold=0.5, min_area=4, dilate=3).refine(prob)
+    assert mask.dtype == bool and mask.shape == prob.shape
+    assert not mask[5, 5] and not mask[81, 81]
+    assert mask[37, 50] and mask[50, 62] and not mask[36, 50]  # grown by exactly 3 px
+    assert not mask[37, 37]  # elliptic kernel: corners are rounded
+
+
+@pytest.mark.parametrize(("threshold", "dilate"), [(0.0, 1), (1.0, 1), (0.5, -1), (0.5, 10_000)])
+def test_refiner_rejects_bad_options(threshold: float, dilate: int) -> None:
+    with pytest.raises(InvalidParameterError):
+        MaskRefiner().with_options(threshold=threshold, dilate=dilate)
+
+
+@pytest.mark.parametrize("shape", [(17, 1), (50, 70), (300, 200), (900, 1300)])
+def test_segmenter_output_matches_any_input_size(tiny_segmenter_dir: Path, shape: tuple[int, int]) -> None:
+    seg = Segmenter.from_pretrained(tiny_segmenter_dir, device="cpu", max_side=512, max_tile_pixels=128 * 128)
+    out = seg.predict(np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8))
+    assert out.prob.shape == shape and out.alpha.shape == shape and out.color.shape == (*shape, 3)
+    assert out.prob.dtype == np.float32 and out.prob.min() >= 0 and out.prob.max() <= 1
+
+
+def test_tiling_matches_a_single_pass(tiny_segmenter_dir: Path, photo: np.ndarray) -> None:
+    """Tiles are a memory measure: away from seams the result must equal the one-pass result."""
+    whole = Segmenter.from_pretrained(tiny_segmenter_dir, device="cpu", max_side=4096, max_tile_pixels=10**8)
+    tiled = Segmenter.from_pretrained(
+        tiny_segmenter_dir, device="cpu", max_side=4096, max_tile_pixels=128 * 128
+    )
+    a, b = whole.predict(photo).prob, tiled.predict(photo).prob
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+
+
+def test_save_load_round_trip_is_fp16_exact(tmp_path: Path) -> None:
+    import torch
+
+    model = build_segmenter("tiny", heads=("mask", "alpha"))
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o044 == 0o044  # readable by others
+    loaded = WatermarkSegmenter.from_pretrained(tmp_path)
+    assert loaded.heads == ("mask", "alpha")
+    for key, value in model.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert torch.equal(loaded.state_dict()[key], expected), key
+
+
+def test_missing_weights_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotAvailableError, match="no segmenter weights"):
+        build_remover(segmenter=tmp_path / "nothing-here")
+
+
+def test_auto_picks_unblend_with_decomposition_heads() -> None:
+    assert (
+        resolve_inpainter_name("auto", diffusion_model=None, device="cpu", heads=("mask", "alpha", "color"))
+        == "unblend"
+    )
+    assert resolve_inpainter_name("auto", diffusion_model="x", device="cpu", heads=("mask",)) == "opencv"
+    assert resolve_inpainter_name("auto", diffusion_model="x", device="cuda", heads=("mask",)) == "diffusion"
+    assert resolve_inpainter_name("opencv", diffusion_model="x", device="cuda") == "opencv"
+
+
+@pytest.mark.parametrize("inpainter", ["opencv", "unblend"])
+def test_remover_never_changes_pixels_outside_the_mask(
+    tiny_segmenter_dir: Path, photo: np.ndarray, inpainter: str
+) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter=inpainter, threshold=0.5)
+    result = remover.remove(photo)
+    assert result.image.shape == photo.shape and result.image.dtype == np.uint8
+    np.testing.assert_array_equal(result.image[~result.mask], photo[~result.mask])
+    assert {"segment", "refine", "inpaint"} <= set(result.timings)
+
+
+def test_user_mask_skips_segmentation_and_is_used_as_given(
+    tiny_segmenter_dir: Path, photo: np.ndarray
+) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[100:140, 100:200] = 255
+    result = remover.remove(photo, mask)
+    assert "segment" not in result.timings
+    np.testing.assert_array_equal(result.mask, mask > 0)
+    np.testing.assert_array_equal(result.image[mask == 0], photo[mask == 0])
+    assert not np.array_equal(result.image[mask > 0], photo[mask > 0])
+
+
+def test_user_mask_of_the_wrong_size_is_refused(tiny_segmenter_dir: Path, photo: np.ndarray) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    with pytest.raises(InvalidMaskError, match="320x240"):
+        remover.remove(photo, np.zeros((10, 10), bool))
+
+
+def test_unknown_inpainter_is_a_parameter_error(tiny_segmenter_dir: Path, photo: np.ndarray) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    with pytest.raises(InvalidParameterError, match="not loaded"):
+        remover.remove(photo, inpainter="nope")
