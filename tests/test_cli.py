@@ -1,0 +1,74 @@
+"""The ``markless`` CLI: folders in, same names out, one line per failure, non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.cli import main
+
+
+def _run(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return int(exc.value.code or 0)
+
+
+@pytest.fixture
+def folder(tmp_path: Path, photo: np.ndarray) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo).save(src / "a.jpg", quality=90)
+    Image.fromarray(photo[:100, :150]).save(src / "b.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (src / "notes.txt").write_text("not an image, and not picked up from a folder")
+    return src
+
+
+def test_remove_folder_with_one_broken_file(
+    folder: Path, tmp_path: Path, tiny_segmenter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    code = _run(
+        ["remove", str(folder), "-o", str(out), "--masks-out", str(masks), "--inpainter", "opencv",
+         "--segmenter", str(tiny_segmenter_dir), "--dilate", "2"]
+    )  # fmt: skip
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in masks.iterdir()) == ["a.png", "b.png"]
+    assert Image.open(out / "a.png").size == (320, 240)
+    assert Image.open(masks / "b.png").mode == "L"
+    failures = [line for line in capsys.readouterr().err.splitlines() if line.startswith("markless: failed")]
+    assert len(failures) == 1 and "broken.png" in failures[0]
+
+
+def test_remove_with_user_mask_folder(folder: Path, tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    masks = tmp_path / "given"
+    masks.mkdir()
+    m = np.zeros((240, 320), np.uint8)
+    m[50:90, 60:200] = 255
+    Image.fromarray(m).save(masks / "a.png")
+    out = tmp_path / "out"
+    code = _run(["remove", str(folder / "a.jpg"), "-o", str(out), "--mask", str(masks), "--inpainter", "opencv",
+                 "--format", "webp", "--segmenter", str(tiny_segmenter_dir)])  # fmt: skip
+    assert code == 0
+    result = np.asarray(Image.open(out / "a.webp"))
+    assert result.shape == (240, 320, 3)
+
+
+def test_segment_writes_8bit_masks(folder: Path, tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    out = tmp_path / "seg"
+    code = _run(["segment", str(folder / "b.png"), "-o", str(out), "--segmenter", str(tiny_segmenter_dir)])
+    assert code == 0
+    mask = Image.open(out / "b.png")
+    assert mask.mode == "L" and mask.size == (150, 100)
+    assert set(np.unique(np.asarray(mask))) <= {0, 255}
+
+
+def test_missing_weights_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = _run(["segment", str(tmp_path), "-o", str(tmp_path / "o"), "--segmenter", str(tmp_path / "none")])
+    assert code == 2
+    assert "no segmenter weights" in capsys.readouterr().err
