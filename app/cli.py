@@ -91,7 +91,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     masks_dir = Path(args.masks_out) if args.masks_out else None
     if masks_dir:
         masks_dir.mkdir(parents=True, exist_ok=True)
-    suffix = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[args.format]
+    suffix = io.file_suffix(args.format)
 
     def work(path: Path) -> None:
         decoded = io.read_image_file(path)
