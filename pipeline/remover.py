@@ -6,6 +6,7 @@ re-implements the flow.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +102,8 @@ class Remover:
                 f"inpainter {name!r} is not loaded; available: {', '.join(sorted(self.inpainters))}"
             )
         stage = self.inpainters[name]
+        if seed is None:  # draw here so the result always reports the seed that reproduces it
+            seed = secrets.randbelow(2**32)
         timings: dict[str, float] = {}
         aux: SegmentOutput | None = None
         user_mask = mask

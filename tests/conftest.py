@@ -29,3 +29,11 @@ def photo() -> np.ndarray:
         cy, cx, r = rng.integers(0, 240), rng.integers(0, 320), rng.integers(8, 40)
         img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 255, 3)
     return img.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SD inpainting pipeline saved in the diffusers layout, loaded like a real one."""
+    from tests.dummy_diffusion import make_tiny_inpaint_pipeline
+
+    return make_tiny_inpaint_pipeline(tmp_path_factory.mktemp("tiny-inpaint"))
