@@ -40,5 +40,9 @@ bench: install
 assets: install
 	$(BIN)/markless assets
 
+ray-serve: install
+	$(BIN)/python -c "import ray.serve" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -m app.ray_serve --host $(HOST) --port $(PORT) --num-gpus 0
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

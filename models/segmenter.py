@@ -99,6 +99,9 @@ class WatermarkSegmenter(nn.Module):
             classes=sum(HEAD_CHANNELS[h] for h in config.heads),
             **config.arch_kwargs,
         )
+        # channels_last: oneDNN's depthwise/pointwise kernels are 2-5x faster with it on CPU, and
+        # tensor cores want it on GPU. Parameters keep the layout through .to() and load_state_dict.
+        self.net.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
@@ -108,7 +111,8 @@ class WatermarkSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``image``: Bx3xHxW in [0, 1] (H, W multiples of 32) → {head: BxCxHxW logits}."""
-        out = self.net((image - self.mean) / self.std)
+        x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        out = self.net(x)
         return dict(zip(self.heads, out.split([HEAD_CHANNELS[h] for h in self.heads], dim=1), strict=True))
 
     def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:

@@ -4,6 +4,7 @@ benchmark and Ray Serve turn configuration into loaded components."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -16,7 +17,10 @@ from pipeline.segment import Segmenter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+# The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
+DEFAULT_SEGMENTER = Path(
+    os.environ.get("MARKLESS_SEGMENTER") or Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+)
 DECOMPOSITION_HEADS = {"alpha", "color"}
 
 
