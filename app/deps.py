@@ -1,0 +1,50 @@
+"""FastAPI dependencies: where route handlers get the app's shared objects.
+
+All of them read ``app.state`` (filled by ``create_app`` and its lifespan), so a test can
+inject a ready ``Remover`` into ``create_app`` or override any getter through
+``app.dependency_overrides[get_remover] = ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.errors import NotReadyError
+from app.jobs import JobQueue
+from app.metrics import Metrics
+from app.settings import Settings
+from pipeline.remover import Remover
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_remover(request: Request) -> Remover:
+    """The loaded ``Remover``; 503 ``not_ready`` while the models are not loaded."""
+    remover: Remover | None = getattr(request.app.state, "remover", None)
+    if remover is None:
+        raise NotReadyError()
+    return remover
+
+
+def get_jobs(request: Request) -> JobQueue:
+    """The app's job queue (worker threads + admission control)."""
+    jobs: JobQueue = request.app.state.jobs
+    return jobs
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RemoverDep = Annotated[Remover, Depends(get_remover)]
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

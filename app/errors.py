@@ -1,0 +1,238 @@
+"""The one place errors become HTTP responses: ``{"error": {"code": "...", "message": "..."}}``.
+
+Pipeline errors (``MarklessError`` subclasses), the service's own refusals (queue full, timeout,
+auth, body size), FastAPI's validation errors and Starlette's 404/405 all leave through here, so
+a client handles a single JSON shape and never sees a traceback. Unexpected exceptions are
+logged with the request id and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline.errors import (
+    ImageTooLargeError,
+    InvalidMaskError,
+    InvalidParameterError,
+    MarklessError,
+    ModelNotAvailableError,
+    UnsupportedImageError,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_SCOPE_KEY = "markless.request_id"
+
+# Checked along the exception's MRO, so subclasses inherit their parent's status.
+STATUS_FOR_ERROR: dict[type[MarklessError], int] = {
+    InvalidParameterError: 400,
+    InvalidMaskError: 400,
+    ImageTooLargeError: 413,
+    UnsupportedImageError: 415,
+    ModelNotAvailableError: 503,
+    MarklessError: 400,
+}
+
+# Codes for errors Starlette/FastAPI raise as plain HTTPExceptions.
+CODE_FOR_STATUS: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, machine- and human-readable."""
+
+    code: str = Field(description="Stable identifier, e.g. 'unsupported_image', 'queue_full'.")
+    message: str = Field(description="Human-readable explanation, safe to show to the user.")
+
+
+class ErrorResponse(BaseModel):
+    """Body of every non-2xx response."""
+
+    error: ErrorDetail
+
+
+class ServiceError(Exception):
+    """A refusal decided by the service itself (not by the pipeline's validation of input)."""
+
+    status_code: int = 500
+    code: str = "error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class QueueFullError(ServiceError):
+    """Every worker is busy and the waiting line is full: come back later."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class NotReadyError(ServiceError):
+    """The models are not loaded (yet, or any more)."""
+
+    status_code = 503
+    code = "not_ready"
+
+    def __init__(self, message: str = "the models are not loaded yet", *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class JobTimeoutError(ServiceError):
+    """The request did not finish within its time budget."""
+
+    status_code = 504
+    code = "timeout"
+
+
+class UnauthorizedError(ServiceError):
+    """Missing or wrong API key."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, invalid_token: bool) -> None:
+        challenge = 'Bearer realm="markless"' + (', error="invalid_token"' if invalid_token else "")
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    """The request body passed ``max_body_bytes`` while streaming in.
+
+    An ``HTTPException`` on purpose: FastAPI re-raises those from its body parser (anything else
+    becomes a generic 400), so the limit surfaces as a 413 wherever the body is being read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status_code=413,
+            detail=f"request body is larger than the limit of {limit:,} bytes",
+            headers={"Connection": "close"},
+        )
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The JSON document of an error response."""
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A ready-to-send error response (usable as an ASGI app by middlewares)."""
+    return JSONResponse(error_body(code, message), status_code=status_code, headers=headers)
+
+
+def status_for(exc: MarklessError) -> int:
+    """HTTP status of a pipeline error."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_FOR_ERROR:
+            return STATUS_FOR_ERROR[cls]  # type: ignore[index]
+    return 400
+
+
+def response_for(exc: MarklessError | ServiceError) -> JSONResponse:
+    """Map a typed error to its response."""
+    if isinstance(exc, ServiceError):
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    return error_response(status_for(exc), exc.code, exc.message)
+
+
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    """Generic 500: the details stay in the log, findable by the request id."""
+    suffix = f" (request id {request_id})" if request_id else ""
+    return error_response(500, "internal_error", f"internal server error{suffix}")
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """``image: Field required; threshold: Input should be a valid number`` — never echoes input."""
+    parts: list[str] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _markless_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MarklessError | ServiceError)
+    if isinstance(exc, ModelNotAvailableError):
+        log.error("model not available: %s", exc.message)
+    return response_for(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if isinstance(exc.detail, str) and exc.detail:
+        message = exc.detail
+    else:
+        try:
+            message = HTTPStatus(status).phrase
+        except ValueError:
+            message = "error"
+    code = CODE_FOR_STATUS.get(status, f"http_{status}")
+    return error_response(status, code, message, dict(exc.headers or {}))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "validation_error", describe_validation_errors(exc.errors()))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.scope.get(REQUEST_ID_SCOPE_KEY)
+    log.error("unhandled error in request %s", request_id, exc_info=exc)
+    return internal_error_response(request_id)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every mapping above on ``app``."""
+    app.add_exception_handler(MarklessError, _markless_error)
+    app.add_exception_handler(ServiceError, _markless_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+# For route declarations: the error statuses each endpoint documents.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Bad parameter, or a mask of the wrong size."},
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key (when keys are configured)."},
+    413: {
+        "model": ErrorResponse,
+        "description": "Body larger than the byte limit, or image over the pixel limit.",
+    },
+    415: {"model": ErrorResponse, "description": "Not a supported image (PNG, JPEG, WebP, BMP, TIFF)."},
+    422: {"model": ErrorResponse, "description": "Malformed request (missing file, non-numeric field...)."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Work queue full or models not loaded; retry after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    },
+    504: {"model": ErrorResponse, "description": "The request exceeded its time budget."},
+}

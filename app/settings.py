@@ -1,0 +1,155 @@
+"""Service configuration: environment variables (``MARKLESS_*``) and an optional ``.env`` file.
+
+One ``Settings`` object drives model loading, limits, CORS and authentication, so a deployment
+is described entirely by its environment and the tests can build an app from plain values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline.factory import DEFAULT_SEGMENTER
+from pipeline.io import OUTPUT_FORMATS
+from pipeline.masks import MAX_DILATE_PX
+
+MB = 1024 * 1024
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b,c`` or a JSON list from the environment; lists pass through unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can tune. Every field maps to ``MARKLESS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MARKLESS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- models -------------------------------------------------------------------------
+    segmenter: Path = Field(
+        DEFAULT_SEGMENTER,
+        description="Folder with the segmenter weights (config.json + model.safetensors). "
+        "The service refuses to start without them rather than run random weights.",
+    )
+    inpainter: str = Field(
+        "auto",
+        description="Default inpainter for requests: 'auto' (unblend with decomposition heads, else "
+        "diffusion on a GPU when a diffusion model is configured, else opencv), or a registered name.",
+    )
+    diffusion_model: str | None = Field(
+        None,
+        description="Hugging Face hub id or local folder of a diffusers inpainting pipeline; "
+        "without it the diffusion inpainter is not loaded.",
+    )
+    device: str = Field("auto", description="Torch device for the models: 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weights dtype of the diffusion pipeline ('auto': fp16 on CUDA, fp32 on CPU)."
+    )
+    max_side: int = Field(
+        1024,
+        ge=64,
+        le=8192,
+        description="Long side (px) the segmenter works at; larger photos are segmented downscaled.",
+    )
+
+    # --- mask defaults --------------------------------------------------------------------
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Default mask probability threshold.")
+    dilate: int = Field(4, ge=0, le=MAX_DILATE_PX, description="Default mask dilation in pixels.")
+    min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")
+
+    # --- limits ---------------------------------------------------------------------------
+    max_body_bytes: int = Field(
+        25 * MB, ge=1024, description="Largest request body accepted, counted while streaming (413 above)."
+    )
+    max_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image (width x height) decoded, checked from its header."
+    )
+    max_concurrent_jobs: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker threads running model work. Model work on one device is serialised: keep 1 "
+        "unless the device has room for several pipelines' activations.",
+    )
+    max_queue: int = Field(
+        8, ge=0, description="Jobs allowed to wait for a worker; beyond this requests get 503 + Retry-After."
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0.0, description="Time budget per request (upload, queue and work); 504 when exceeded."
+    )
+
+    # --- HTTP -----------------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (comma-separated). Empty: no CORS.",
+    )
+    cors_allow_credentials: bool = Field(
+        False,
+        description="Let browsers send cookies/HTTP auth cross-origin. Not needed for bearer keys; "
+        "refused together with the '*' origin.",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys (comma-separated). When set, /v1/* needs 'Authorization: Bearer <key>'.",
+    )
+    default_format: OutputFormat = Field("png", description="Output format when a request names none.")
+    quality: int = Field(95, ge=1, le=100, description="JPEG/WebP output quality.")
+    log_level: LogLevel = Field("info", description="Logging level of the service.")
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_blank_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        return [key for key in value if key.get_secret_value().strip()]
+
+    @field_validator("default_format", mode="before")
+    @classmethod
+    def _normalise_format(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "jpg":
+            return "jpeg"
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def _no_wildcard_with_credentials(cls, value: bool, info: ValidationInfo) -> bool:
+        # A field validator (not a model one) so a config error never echoes the API keys.
+        if value and "*" in info.data.get("cors_origins", []):
+            raise ValueError("the '*' CORS origin cannot be combined with credentials: list the origins")
+        return value
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        """Formats a request may ask for."""
+        return tuple(OUTPUT_FORMATS)
+
+    def key_bytes(self) -> list[bytes]:
+        """API keys as bytes, for constant-time comparison."""
+        return [key.get_secret_value().encode("utf-8") for key in self.api_keys]
