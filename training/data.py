@@ -1,0 +1,189 @@
+"""Training data: synthetic watermarked crops generated on the fly, as a LightningDataModule.
+
+Reproducibility without shared state: item ``k`` of a stream is generated from
+``numpy.random.default_rng([seed, stream, k])`` and nothing else, so any worker can produce any
+item and no two workers ever repeat one. Fresh training randomness per epoch comes from the
+sampler, which hands out the indices ``epoch * n ... epoch * n + n - 1`` (Lightning calls its
+``set_epoch``). Validation uses a separate stream and the held-out ("val") assets, and is the same
+fixed set every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pipeline.errors import InvalidParameterError
+from training.synth import AssetPool, SynthConfig, SynthSample, WatermarkSynth, default_assets_dir
+
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+def sample_to_tensors(sample: SynthSample) -> dict[str, torch.Tensor]:
+    """HWC numpy sample → CHW float32 tensors in [0, 1] (``mask`` as 0./1.)."""
+
+    def chw(a: np.ndarray, scale: float) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        return t.float().mul_(scale) if scale != 1.0 else t.float()
+
+    return {
+        "image": chw(sample.image, 1 / 255.0),
+        "clean": chw(sample.clean, 1 / 255.0),
+        "color": chw(sample.color, 1.0),
+        "alpha": torch.from_numpy(sample.alpha).float().unsqueeze(0),
+        "mask": torch.from_numpy(sample.mask).float().unsqueeze(0),
+    }
+
+
+class SynthWatermarkDataset(Dataset[dict[str, torch.Tensor]]):
+    """``length`` synthetic samples of ``size`` (h, w); item ``k`` depends only on (seed, stream, k).
+
+    Indices past ``length`` are valid and give new samples: that is how the epoch sampler draws
+    fresh data each epoch.
+    """
+
+    def __init__(
+        self, synth: WatermarkSynth, length: int, size: tuple[int, int], seed: int, stream: int
+    ) -> None:
+        if length < 1:
+            raise InvalidParameterError(f"dataset length must be >= 1, got {length}")
+        self.synth = synth
+        self.length = int(length)
+        self.size = (int(size[0]), int(size[1]))
+        self.seed = int(seed)
+        self.stream = int(stream)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def sample(self, k: int) -> SynthSample:
+        """The raw numpy sample behind item ``k``."""
+        return self.synth.sample(np.random.default_rng([self.seed, self.stream, int(k)]), self.size)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        return sample_to_tensors(self.sample(k))
+
+
+class EpochSampler(Sampler[int]):
+    """Yields ``epoch * n + i`` for ``i < n``: new samples each epoch, identical across runs and workers."""
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * self.n
+        return iter(range(base, base + self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _worker_init(_: int) -> None:
+    # One OpenCV/torch thread per worker: the workers already use every core.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _size(crop_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    size = (crop_size, crop_size) if isinstance(crop_size, int) else (int(crop_size[0]), int(crop_size[1]))
+    if min(size) < 32 or size[0] % 32 or size[1] % 32:
+        raise InvalidParameterError(
+            f"crop_size must be multiples of 32 and >= 32 (segmentation encoders), got {size}"
+        )
+    return size
+
+
+class WatermarkDataModule(L.LightningDataModule):
+    """Synthetic watermark batches: ``image``, ``mask``, ``alpha``, ``color``, ``clean`` (see module docstring).
+
+    ``assets_dir``: the asset cache of ``markless assets`` ("default" = ``$MARKLESS_ASSETS`` or
+    ``~/.cache/markless/assets``), or ``None`` for built-in procedural assets (no files needed).
+    ``pool`` overrides both splits with explicit assets (tests). ``synth`` is a
+    :class:`SynthConfig` or a mapping of overrides from YAML.
+    """
+
+    def __init__(
+        self,
+        assets_dir: str | None = "default",
+        crop_size: int | tuple[int, int] = 384,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        train_samples_per_epoch: int = 4000,
+        val_samples: int = 256,
+        seed: int = 0,
+        synth: SynthConfig | dict[str, Any] | None = None,
+        pool: AssetPool | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["pool"])
+        if batch_size < 1 or num_workers < 0 or train_samples_per_epoch < 1 or val_samples < 1:
+            raise InvalidParameterError(
+                "batch_size, train_samples_per_epoch and val_samples must be >= 1, num_workers >= 0"
+            )
+        self.assets_dir = assets_dir
+        self.size = _size(crop_size)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_samples_per_epoch = train_samples_per_epoch
+        self.val_samples = val_samples
+        self.seed = seed
+        self.synth_config = SynthConfig.from_any(synth)
+        self.pool = pool
+        self.train_set: SynthWatermarkDataset | None = None
+        self.val_set: SynthWatermarkDataset | None = None
+
+    def _pool(self, split: str) -> AssetPool:
+        if self.pool is not None:
+            return self.pool
+        if self.assets_dir is None:
+            return AssetPool.builtin()
+        root = default_assets_dir() if self.assets_dir == "default" else Path(self.assets_dir).expanduser()
+        return AssetPool.from_manifest(root, split)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the train and val datasets (cheap: assets load lazily in each worker)."""
+        if self.train_set is None and stage in (None, "fit"):
+            synth = WatermarkSynth(self._pool("train"), self.synth_config)
+            self.train_set = SynthWatermarkDataset(
+                synth, self.train_samples_per_epoch, self.size, self.seed, TRAIN_STREAM
+            )
+        if self.val_set is None and stage in (None, "fit", "validate", "test"):
+            synth = WatermarkSynth(self._pool("val"), self.synth_config)
+            self.val_set = SynthWatermarkDataset(synth, self.val_samples, self.size, self.seed, VAL_STREAM)
+
+    def _loader(self, ds: SynthWatermarkDataset, sampler: Sampler[int] | None, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            worker_init_fn=_worker_init if self.num_workers > 0 else None,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=drop_last,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
+        assert self.train_set is not None
+        return self._loader(self.train_set, EpochSampler(len(self.train_set)), drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            self.setup("validate")
+        assert self.val_set is not None
+        return self._loader(self.val_set, None, drop_last=False)

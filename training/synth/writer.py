@@ -1,0 +1,116 @@
+"""Writing synthetic evaluation sets to disk (``markless synth``) and contact sheets for eyeballing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.errors import InvalidParameterError
+from training.synth.config import SynthConfig
+from training.synth.generator import SynthSample, WatermarkSynth
+from training.synth.pool import MANIFEST_NAME, AssetPool, default_assets_dir
+
+log = logging.getLogger(__name__)
+LAYOUT = ("input", "mask", "clean", "alpha", "color")
+
+
+def _write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
+    arr = rgb_or_grey[..., ::-1] if rgb_or_grey.ndim == 3 else rgb_or_grey
+    if not cv2.imwrite(str(path), np.ascontiguousarray(arr)):
+        raise OSError(f"could not write {path}")
+
+
+def default_pool(split: str) -> AssetPool:
+    """The cached assets of ``split`` if ``markless assets`` ran, else the built-in tiny pool (with a warning)."""
+    root = default_assets_dir()
+    if (root / MANIFEST_NAME).is_file():
+        return AssetPool.from_manifest(root, split)
+    log.warning("no asset cache at %s: using built-in procedural assets (run `markless assets`)", root)
+    return AssetPool.builtin()
+
+
+def write_dataset(
+    out_dir: str | Path,
+    n: int,
+    seed: int,
+    *,
+    split: str = "val",
+    size: tuple[int, int] | None = (512, 512),
+    pool: AssetPool | None = None,
+    config: SynthConfig | dict[str, Any] | None = None,
+) -> Path:
+    """Write ``n`` samples as ``input/ mask/ clean/ alpha/ color/`` PNGs with identical file names.
+
+    ``mask`` is 8-bit 0/255, ``alpha`` 8-bit (alpha·255), ``color`` RGB. Sample ``i`` uses
+    ``default_rng([seed, i])``, so a set is reproducible and extending ``n`` keeps earlier files.
+    ``size=None`` keeps each background's own size (photos up to 1280 px on the long side).
+    ``meta.jsonl`` records what was drawn; ``dataset.json`` the seed, split and config.
+    """
+    if n < 1:
+        raise InvalidParameterError(f"n must be >= 1, got {n}")
+    if size is not None and (len(size) != 2 or min(size) < 16):
+        raise InvalidParameterError(f"size must be (h, w) with both >= 16, got {size}")
+    out = Path(out_dir)
+    pool = pool if pool is not None else default_pool(split)
+    synth = WatermarkSynth(pool, config)
+    for sub in LAYOUT:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(n - 1)))
+    with (out / "meta.jsonl").open("w", encoding="utf-8") as meta_file:
+        for i in range(n):
+            rng = np.random.default_rng([seed, i])
+            sample = _sample_any_size(synth, rng, size)
+            name = f"{i:0{width}d}.png"
+            _write_png(out / "input" / name, sample.image)
+            _write_png(out / "mask" / name, sample.mask.astype(np.uint8) * 255)
+            _write_png(out / "clean" / name, sample.clean)
+            _write_png(out / "alpha" / name, np.clip(sample.alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+            _write_png(out / "color" / name, np.clip(sample.color * 255 + 0.5, 0, 255).astype(np.uint8))
+            meta_file.write(json.dumps({"file": name, **sample.meta}, ensure_ascii=False, default=str) + "\n")
+    info = {
+        "n": n,
+        "seed": seed,
+        "split": split,
+        "size": list(size) if size else None,
+        "synth": synth.cfg.to_dict(),
+    }
+    (out / "dataset.json").write_text(json.dumps(info, indent=2, default=list))
+    return out
+
+
+def _sample_any_size(
+    synth: WatermarkSynth, rng: np.random.Generator, size: tuple[int, int] | None
+) -> SynthSample:
+    if size is not None:
+        return synth.sample(rng, size)
+    pool = synth.pool
+    if pool.backgrounds and rng.random() >= synth.cfg.p_procedural_background:
+        clean = pool.background(int(rng.integers(len(pool.backgrounds))))
+        return synth.generate(clean, rng)
+    return synth.sample(rng, (512, 512))
+
+
+def contact_sheet(
+    samples: Sequence[SynthSample], path: str | Path, *, cols: int = 4, tile: int = 256
+) -> Path:
+    """Grid of ``input | mask`` pairs, to look at what the generator makes."""
+    if not samples:
+        raise InvalidParameterError("contact_sheet needs at least one sample")
+    rows = (len(samples) + cols - 1) // cols
+    sheet = np.full((rows * (tile + 4), cols * (2 * tile + 8), 3), 40, np.uint8)
+    for k, s in enumerate(samples):
+        r, c = divmod(k, cols)
+        img = cv2.resize(s.image, (tile, tile), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(s.mask.astype(np.uint8) * 255, (tile, tile), interpolation=cv2.INTER_NEAREST)
+        y, x = r * (tile + 4), c * (2 * tile + 8)
+        sheet[y : y + tile, x : x + tile] = img
+        sheet[y : y + tile, x + tile + 2 : x + 2 * tile + 2] = m[..., None]
+    path = Path(path)
+    _write_png(path, sheet)
+    return path
