@@ -309,4 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MarklessError as exc:
         print(f"markless: {exc.message}", file=sys.stderr)
         code = 2
+    except FileNotFoundError as exc:
+        print(f"markless: no such file: {exc.filename or exc}", file=sys.stderr)
+        code = 2
     raise SystemExit(code)

@@ -1,0 +1,66 @@
+"""The segmenter that ships in weights/: loadable, small, documented — and useful on real photos (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.factory import DEFAULT_SEGMENTER, build_remover
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+
+
+def test_shipped_weights_are_complete_and_small() -> None:
+    config = json.loads((WEIGHTS / "config.json").read_text())
+    assert config["model_type"] == "markless-segmenter"
+    assert {"mask", "alpha", "color"} <= set(config["heads"])
+    size = (WEIGHTS / "model.safetensors").stat().st_size
+    assert size < 40 * 2**20
+    assert (WEIGHTS / "model.safetensors").stat().st_mode & 0o044 == 0o044
+    card = (WEIGHTS / "MODEL_CARD.md").read_text()
+    for section in ("Data", "Training", "Metrics", "Reproduce"):
+        assert section in card
+    assert DEFAULT_SEGMENTER.resolve() == WEIGHTS.resolve()
+
+
+def _marked(photo: np.ndarray, text: str, opacity: float) -> tuple[np.ndarray, np.ndarray]:
+    """A real photo with a translucent white text mark drawn by OpenCV (a font the model never saw)."""
+    h, w = photo.shape[:2]
+    layer = np.zeros((h, w), np.uint8)
+    scale = w / 400
+    cv2.putText(
+        layer,
+        text,
+        (int(w * 0.08), int(h * 0.55)),
+        cv2.FONT_HERSHEY_TRIPLEX,
+        scale,
+        255,
+        max(2, int(3 * scale)),
+    )
+    alpha = layer.astype(np.float32)[..., None] / 255 * opacity
+    marked = (photo * (1 - alpha) + 255 * alpha).round().astype(np.uint8)
+    return marked, layer > 127
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+def test_shipped_model_finds_a_mark_on_a_real_photo(name: str) -> None:
+    from skimage import data
+
+    photo = getattr(data, name)()
+    remover = build_remover(inpainter="auto", device="cpu")
+    marked, truth = _marked(photo, "(c) SAMPLE", 0.5)
+    result = remover.remove(marked, seed=0)
+    mask, _ = remover.segment(marked, dilate=0)
+    tp = (mask & truth).sum()
+    f1 = 2 * tp / max(mask.sum() + truth.sum(), 1)
+    assert f1 > 0.5, f1
+    err_before = np.abs(marked[truth].astype(int) - photo[truth].astype(int)).mean()
+    err_after = np.abs(result.image[truth].astype(int) - photo[truth].astype(int)).mean()
+    assert err_after < err_before / 2
+    clean_mask, _ = remover.segment(photo, dilate=0)
+    assert clean_mask.mean() < 0.02  # does not fire on the clean photo
