@@ -15,6 +15,8 @@ from pipeline.errors import MarklessError
 
 log = logging.getLogger("markless")
 
+DELEGATED = ("train", "synth", "assets")
+
 
 def _image_files(inputs: Iterable[str]) -> list[Path]:
     """Expand files and folders (non-recursive, sorted) into image paths; unknown paths stay to fail loudly."""
@@ -139,11 +141,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(argv: Sequence[str]) -> int:
-    from training.cli import main as train_main
+def _delegate(command: str, argv: Sequence[str]) -> int:
+    """Subcommands that own their argument parsing (LightningCLI, the data tools)."""
+    if command == "train":
+        from training.cli import main as train_main
 
-    train_main(list(argv))
-    return 0
+        train_main(list(argv))
+        return 0
+    if command == "synth":
+        from training.synth.writer import main as synth_main
+
+        return synth_main(list(argv))
+    from training.assets import main as assets_main
+
+    return assets_main(list(argv))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -172,24 +183,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(text + "\n")
     print(text)
-    return 0
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from training.synth import write_dataset
-
-    size = None if args.size == 0 else (args.size, args.size)
-    print(write_dataset(Path(args.output), args.n, args.seed, split=args.split, size=size))
-    return 0
-
-
-def cmd_assets(args: argparse.Namespace) -> int:
-    from training.assets import collect_assets, default_cache_dir
-
-    manifest = collect_assets(
-        Path(args.cache) if args.cache else default_cache_dir(), install=not args.no_install
-    )
-    print(manifest.summary())
     return 0
 
 
@@ -269,20 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("synth", help="write a synthetic evaluation set (input/ mask/ clean/ alpha/)")
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--size", type=int, default=512, help="square size; 0 keeps each photo's own size")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("assets", help="install and collect photos, logos and fonts for training")
-    p.add_argument(
-        "--cache", default=None, help="cache folder (default: $MARKLESS_ASSETS or ~/.cache/markless/assets)"
+    sub.add_parser(
+        "synth", help="write a synthetic evaluation set (input/ mask/ clean/ alpha/ color/)", add_help=False
     )
-    p.add_argument("--no-install", action="store_true", help="only collect what is already installed")
-    p.set_defaults(func=cmd_assets)
+    sub.add_parser("assets", help="install and collect photos, logos and fonts for training", add_help=False)
 
     p = sub.add_parser("export", help="export a training checkpoint to a weights folder")
     p.add_argument("checkpoint")
@@ -298,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":  # LightningCLI owns its own argument parsing
-        raise SystemExit(cmd_train(argv[1:]))
+    if argv and argv[0] in DELEGATED:
+        raise SystemExit(_delegate(argv[0], argv[1:]))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"

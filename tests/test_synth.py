@@ -60,7 +60,11 @@ def _assert_contract(s, cfg: SynthConfig) -> None:
     assert s.color.dtype == np.float32 and s.color.shape == (h, w, 3)
     assert s.alpha.min() >= 0.0 and s.alpha.max() <= 1.0
     assert s.color.min() >= 0.0 and s.color.max() <= 1.0
-    np.testing.assert_array_equal(s.mask, s.alpha > cfg.mask_alpha_threshold)
+    change = s.alpha * np.abs(s.color - s.clean / 255.0).max(axis=-1)
+    expected = (s.alpha > cfg.mask_alpha_threshold) & (
+        (s.alpha >= cfg.mask_solid_alpha) | (change >= cfg.mask_min_change)
+    )
+    np.testing.assert_array_equal(s.mask, expected)
     assert not (s.mask & (s.alpha <= 0)).any()  # mask ⊆ alpha > 0
 
 
@@ -394,3 +398,56 @@ def test_write_dataset_layout(tmp_path: Path, pool: AssetPool) -> None:
         np.testing.assert_array_equal(a, b)
     with pytest.raises(InvalidParameterError):
         write_dataset(tmp_path / "bad", 0, seed=1, pool=pool)
+
+
+def test_synth_cli_writes_a_set_without_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.synth.writer import main
+
+    monkeypatch.setenv("MARKLESS_ASSETS", str(tmp_path / "no-cache"))
+    assert main(["-o", str(tmp_path / "out"), "--n", "2", "--seed", "3", "--size", "64", "64"]) == 0
+    assert len(list((tmp_path / "out" / "mask").glob("*.png"))) == 2
+    assert main(["-o", str(tmp_path / "bad"), "--n", "0"]) == 1  # typed error → exit code, no traceback
+
+
+def test_debian_copyright_licence_lookup() -> None:
+    from training.assets import licence_for
+
+    pairs = [
+        (["*"], "GPL-2+"),
+        (["16.04/*_by_Ann.jpg", "20.04/Sea.jpg"], "CC-BY-4.0"),
+        (["debian/*"], "Expat"),
+    ]
+    assert licence_for(pairs, "Wave_by_Ann.jpg", "unknown") == "CC-BY-4.0"
+    assert licence_for(pairs, "Sea.jpg", "unknown") == "CC-BY-4.0"
+    assert licence_for(pairs, "other.png", "unknown") == "GPL-2+"
+    assert licence_for([], "x.jpg", "unknown") == "unknown"
+
+
+def test_invisible_marks_are_recoloured_or_dropped(pool: AssetPool) -> None:
+    white = np.full((96, 128, 3), 255, np.uint8)
+    base = dict(
+        p_no_mark=0.0,
+        opacity_range=(0.08, 0.15),
+        p_opaque=0.0,
+        p_tiled=0.0,
+        colour_weights={"white": 1.0},
+        p_scene_text=0.0,
+        p_emboss=0.0,
+        p_stroke=0.0,
+        p_shadow=0.0,
+        p_glow=0.0,
+        kind_weights={"text": 1.0},
+        blend_weights={"normal": 1.0},
+    )
+    strict = _synth(pool, **base)
+    lax = _synth(pool, **base, min_visibility=0.0)
+    for i in range(4):
+        s = strict.generate(white, np.random.default_rng([101, i]), degrade=False)
+        t = lax.generate(white, np.random.default_rng([101, i]), degrade=False)
+        solid = s.alpha > 0.5
+        if solid.any():  # white-on-white became dark: clearly visible
+            diff = np.abs(s.image.astype(int) - s.clean.astype(int)).max(axis=2)[solid]
+            assert diff.mean() > 5
+        assert all(m.get("inverted") or m.get("dropped") for m in s.meta["marks"])
+        # Without the check the same marks are (nearly) invisible: ≤ 0.15 × 12 % contrast.
+        assert np.abs(t.image.astype(int) - t.clean.astype(int)).max() <= 5

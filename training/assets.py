@@ -252,13 +252,22 @@ def debian_licences(package: str) -> list[tuple[list[str], str]]:
 
 
 def licence_for(pairs: list[tuple[list[str], str]], name: str, default: str) -> str:
-    """Last matching paragraph wins, as in DEP-5."""
+    """Last matching paragraph wins, as in DEP-5.
+
+    Installed files rarely sit at the source-tree path the copyright file names, so a pattern also
+    matches on its file-name part when that part is more than wildcards (``16.04/*_by_Ann.jpg``).
+    """
+    base = name.rsplit("/", 1)[-1]
+
+    def matches(p: str) -> bool:
+        if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name, f"*/{p}"):
+            return True
+        tail = p.rsplit("/", 1)[-1]
+        return bool(tail.strip("*?")) and fnmatch.fnmatch(base, tail)
+
     found = default
     for patterns, lic in pairs:
-        if any(
-            fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name, f"*/{p}") or p.endswith("/" + name)
-            for p in patterns
-        ):
+        if any(matches(p) for p in patterns):
             found = lic
     return found
 
@@ -334,7 +343,7 @@ def collect_photos(root: Path, log: Logger) -> list[dict[str, Any]]:
                 lambda p=p: _read_rgb(p),
                 f"lomiri__{p.stem}",
                 "deb:lomiri-wallpapers",
-                licence_for(lic, p.name, "CC-BY-SA-4.0"),
+                licence_for(lic, p.name, "unknown (see /usr/share/doc/lomiri-wallpapers/copyright)"),
                 kind,
                 str(p),
             )

@@ -10,6 +10,7 @@ fixed set every epoch.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,10 @@ class WatermarkDataModule(L.LightningDataModule):
     ``assets_dir``: the asset cache of ``markless assets`` ("default" = ``$MARKLESS_ASSETS`` or
     ``~/.cache/markless/assets``), or ``None`` for built-in procedural assets (no files needed).
     ``pool`` overrides both splits with explicit assets (tests). ``synth`` is a
-    :class:`SynthConfig` or a mapping of overrides from YAML.
+    :class:`SynthConfig` or a mapping of overrides from YAML. ``worker_start`` is how loader
+    workers start: the default ``forkserver`` gives them a clean process, because forking a parent
+    whose OpenCV/OpenMP thread pools are mid-flight can deadlock a worker (seen under heavy load);
+    ``fork`` starts faster.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class WatermarkDataModule(L.LightningDataModule):
         val_samples: int = 256,
         seed: int = 0,
         synth: SynthConfig | dict[str, Any] | None = None,
+        worker_start: str = "forkserver",
         pool: AssetPool | None = None,
     ) -> None:
         super().__init__()
@@ -132,6 +137,11 @@ class WatermarkDataModule(L.LightningDataModule):
             raise InvalidParameterError(
                 "batch_size, train_samples_per_epoch and val_samples must be >= 1, num_workers >= 0"
             )
+        if worker_start not in ("fork", "forkserver", "spawn"):
+            raise InvalidParameterError(
+                f"worker_start must be fork, forkserver or spawn, got {worker_start!r}"
+            )
+        self.worker_start = worker_start
         self.assets_dir = assets_dir
         self.size = _size(crop_size)
         self.batch_size = batch_size
@@ -164,6 +174,12 @@ class WatermarkDataModule(L.LightningDataModule):
             self.val_set = SynthWatermarkDataset(synth, self.val_samples, self.size, self.seed, VAL_STREAM)
 
     def _loader(self, ds: SynthWatermarkDataset, sampler: Sampler[int] | None, drop_last: bool) -> DataLoader:
+        context: Any = None
+        if self.num_workers > 0:
+            context = mp.get_context(self.worker_start)
+            if self.worker_start == "forkserver":
+                # The server imports the heavy modules once; workers fork from it already warm.
+                context.set_forkserver_preload(["training.data"])
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -171,6 +187,7 @@ class WatermarkDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             worker_init_fn=_worker_init if self.num_workers > 0 else None,
+            multiprocessing_context=context,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             drop_last=drop_last,

@@ -57,6 +57,7 @@ class SegmenterModule(L.LightningModule):
         heads: tuple[str, ...] = ("mask", "alpha", "color"),
         input_size: int = 512,
         imagenet_init: bool = True,
+        init_weights: str | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         warmup_fraction: float = 0.03,
@@ -69,7 +70,11 @@ class SegmenterModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model: WatermarkSegmenter = build_segmenter(preset, heads=tuple(heads), input_size=input_size)
-        if imagenet_init:
+        if init_weights:  # continue from an exported model (e.g. a second stage with new data settings)
+            from models.segmenter import WatermarkSegmenter
+
+            self.model.load_state_dict(WatermarkSegmenter.from_pretrained(init_weights).state_dict())
+        elif imagenet_init:
             from training.pretrained import init_encoder_from_imagenet
 
             init_encoder_from_imagenet(self.model)

@@ -162,6 +162,7 @@ def random_background(
 ) -> tuple[np.ndarray, str]:
     """A clean background of ``size`` (h, w) and where it came from (``photo:<i>`` or ``procedural``)."""
     if pool.backgrounds and rng.random() >= cfg.p_procedural_background:
-        i = int(rng.integers(len(pool.backgrounds)))
+        w = np.array([cfg.background_kind_weights.get(k, 1.0) for k in pool.background_kinds], np.float64)
+        i = int(rng.choice(len(w), p=w / w.sum())) if w.sum() > 0 else int(rng.integers(len(w)))
         return photo_crop(rng, pool.background(i), size, cfg), f"photo:{i}"
     return procedural(rng, size), "procedural"

@@ -128,6 +128,10 @@ class SynthConfig:
     # --- backgrounds -----------------------------------------------------------------------------
     p_procedural_background: float = 0.18
     """Backgrounds drawn procedurally (gradient, fractal noise, dead leaves, stripes) instead of photos."""
+    background_kind_weights: dict[str, float] = field(
+        default_factory=lambda: _w(photo=1.0, texture=0.5, illustration=0.3)
+    )
+    """Relative weight of each cached background by kind (Plasma/Lomiri renders are ``illustration``)."""
     crop_scale: tuple[float, float] = (0.25, 1.0)
     """Photo crop side as a fraction of the photo's short side (floored at the output size / 2)."""
     p_flip: float = 0.5
@@ -149,9 +153,17 @@ class SynthConfig:
     p_blur: float = 0.08
     blur_sigma: tuple[float, float] = (0.3, 0.9)
 
+    min_visibility: float = 0.02
+    """A mark must change its solid pixels by this much on average (0.02 ≈ 5 grey levels), else it is
+    re-coloured (inverted) or left out: invisible "marks" are label noise. 0 disables the check."""
+
     # --- ground truth ---------------------------------------------------------------------------------
     mask_alpha_threshold: float = 0.02
-    """``mask = alpha > threshold``: below 2 % opacity a mark changes a pixel by at most ~5 levels."""
+    """No mask below 2 % opacity: such a mark changes a pixel by at most ~5 levels."""
+    mask_solid_alpha: float = 0.1
+    """At or above this opacity a pixel is part of the mark even where its colour matches the photo."""
+    mask_min_change: float = 3 / 255
+    """Between the two opacities, a pixel counts only if the mark moves it by at least this much."""
 
     def __post_init__(self) -> None:
         self.validate()

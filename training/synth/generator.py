@@ -8,9 +8,9 @@ Ground-truth contract (what a later "unblend" restoration inverts)::
 (float32 HxWx3 in [0, 1]) the colour they contribute (0 where ``alpha == 0``). For multiply,
 screen and overlay marks the colour is the blend mode's output at full opacity,
 ``color = B(under, mark)``, and alpha the layer's opacity, so the same equation is exact. Several
-marks are accumulated with the "over" operator, which keeps it exact too. ``mask`` is
-``alpha > cfg.mask_alpha_threshold`` (default 0.02: a mark under 2 % opacity moves a pixel by at
-most ~5 grey levels). Degradations afterwards: a consistent rescale of every layer (the composite
+marks are accumulated with the "over" operator, which keeps it exact too. ``mask`` is where the
+mark is: opacity above ``mask_alpha_threshold`` and either solid (``mask_solid_alpha``) or visibly
+changing the photo (``mask_min_change``). Degradations afterwards: a consistent rescale of every layer (the composite
 is recomputed from the rescaled layers, so the equation still holds), then blur, noise and JPEG
 applied to ``image`` only, as when a watermarked picture is re-uploaded.
 """
@@ -76,6 +76,23 @@ class Compositor:
     def current(self) -> np.ndarray:
         """The composite so far (float32 in [0, 1])."""
         return (1.0 - self.alpha)[..., None] * self.clean + self.premul
+
+    def visibility(self, layer: np.ndarray, opacity: float, mode: str) -> float:
+        """Mean change (0–1, max over channels) the layer would make where it is solid (alpha > 0.5).
+
+        Marks are made to be seen; one that barely changes its pixels would only teach the model
+        to hallucinate, so the generator re-colours or drops those.
+        """
+        solid = layer[..., 3] > 0.5
+        box = _box(solid)
+        if box is None or opacity <= 0:
+            return 0.0
+        sel = solid[box]
+        under = ((1.0 - self.alpha[box])[..., None] * self.clean[box] + self.premul[box])[sel]
+        a = layer[box][..., 3][sel][:, None]
+        mark = np.clip(layer[box][..., :3][sel] / a, 0.0, 1.0)
+        delta = np.abs(blend(mode, under, mark) - under).max(axis=1) * (a[:, 0] * opacity)
+        return float(delta.mean())
 
     def add(self, layer: np.ndarray, opacity: float, mode: str) -> None:
         """Blend a canvas-sized premultiplied RGBA ``layer`` at ``opacity`` with ``mode``."""
@@ -299,7 +316,13 @@ class WatermarkSynth:
         image = composite(clean, alpha, color)
         if degrade:
             image = self._degrade(rng, image, meta)
-        mask = alpha > cfg.mask_alpha_threshold
+        # A pixel is "watermark" where the mark has opacity AND either visibly changes the photo or
+        # is solidly part of the mark: a faint glow that moves a pixel by under ~3 grey levels is
+        # undetectable (label noise), while a solid mark over a matching colour is still the mark.
+        change = alpha * np.abs(color - clean.astype(np.float32) / 255.0).max(axis=-1)
+        mask = (alpha > cfg.mask_alpha_threshold) & (
+            (alpha >= cfg.mask_solid_alpha) | (change >= cfg.mask_min_change)
+        )
         return SynthSample(image=image, clean=clean, mask=mask, alpha=alpha, color=color, meta=meta)
 
     # internals -----------------------------------------------------------------------------------------------------------
@@ -333,16 +356,25 @@ class WatermarkSynth:
         else:
             layer = place(rng, sprite, canvas, angle, position)
         mode = R.choice(rng, cfg.blend_weights)
-        comp.add(layer, opacity, mode)
         info.update(position=position, angle=round(float(angle), 2), opacity=round(opacity, 3), blend=mode)
+        if cfg.min_visibility > 0 and comp.visibility(layer, opacity, mode) < cfg.min_visibility:
+            # White on a white sky, multiply with white...: try the inverted colour, else leave it out.
+            inverted = layer.copy()
+            inverted[..., :3] = layer[..., 3:4] - layer[..., :3]
+            if comp.visibility(inverted, opacity, mode) < cfg.min_visibility:
+                info["dropped"] = "invisible"
+                return info
+            layer = inverted
+            info["inverted"] = True
+        comp.add(layer, opacity, mode)
         return info
 
     def _scene_text(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
         """Print opaque, perspective-warped, shaded text into the scene: text that is NOT a watermark."""
         H, W = clean.shape[:2]
-        script = self.marks._script(rng)
-        text = self.marks._lines(rng, script, int(rng.integers(1, 3)))
-        fill, _, _, _ = self.marks._text_masks(rng, text, script, W * rng.uniform(0.2, 0.6), H, stroke=False)
+        script = self.marks.pick_script(rng)
+        text = self.marks.lines(rng, script, int(rng.integers(1, 3)))
+        fill, _, _, _ = self.marks.text_masks(rng, text, script, W * rng.uniform(0.2, 0.6), H, stroke=False)
         h, w = fill.shape
         src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
         jit = rng.uniform(-0.15, 0.15, (4, 2)) * (w, h)

@@ -54,19 +54,19 @@ class MarkFactory:
         return sprite, meta
 
     # --- text ----------------------------------------------------------------------------------------------------
-    def _script(self, rng: np.random.Generator) -> str:
+    def pick_script(self, rng: np.random.Generator) -> str:
         return R.choice(rng, self.script_weights)
 
     def _face(self, rng: np.random.Generator, script: str) -> FontFace:
         faces = self.pool.fonts.get(script) or self.pool.fonts["latin"]
         return faces[int(rng.integers(len(faces)))]
 
-    def _lines(self, rng: np.random.Generator, script: str, n: int) -> str:
+    def lines(self, rng: np.random.Generator, script: str, n: int) -> str:
         lines = watermark_lines(rng, script, n)
         cfg = self.cfg
         return "\n".join(style_text(rng, ln, script, cfg.p_uppercase, cfg.p_letter_spacing) for ln in lines)
 
-    def _text_masks(
+    def text_masks(
         self,
         rng: np.random.Generator,
         text: str,
@@ -111,9 +111,9 @@ class MarkFactory:
     def _text(
         self, rng: np.random.Generator, target_w: float, canvas_h: int, script: str | None = None
     ) -> tuple[np.ndarray, Meta]:
-        script = script or self._script(rng)
-        text = self._lines(rng, script, 1)
-        fill, outer, size, face = self._text_masks(rng, text, script, target_w, canvas_h, max_h_frac=0.35)
+        script = script or self.pick_script(rng)
+        text = self.lines(rng, script, 1)
+        fill, outer, size, face = self.text_masks(rng, text, script, target_w, canvas_h, max_h_frac=0.35)
         return self._finish_text(rng, fill, outer, size, face), {
             "kind": "text",
             "script": script,
@@ -121,10 +121,10 @@ class MarkFactory:
         }
 
     def _multiline(self, rng: np.random.Generator, target_w: float, canvas_h: int) -> tuple[np.ndarray, Meta]:
-        script = self._script(rng)
-        text = self._lines(rng, script, int(rng.integers(2, 4)))
+        script = self.pick_script(rng)
+        text = self.lines(rng, script, int(rng.integers(2, 4)))
         align = str(rng.choice(["center", "left", "right", "center"]))
-        fill, outer, size, face = self._text_masks(rng, text, script, target_w, canvas_h, align=align)
+        fill, outer, size, face = self.text_masks(rng, text, script, target_w, canvas_h, align=align)
         sprite = self._finish_text(rng, fill, outer, size, face)
         return sprite, {"kind": "multiline", "script": script, "text": text}
 
@@ -132,7 +132,7 @@ class MarkFactory:
         sym = str(rng.choice(["©", "©", "©", "®", "™", "℗"]))
         if rng.random() < 0.35:
             sym = f"{sym} {rng.integers(1998, 2027)}" if sym == "©" else sym
-        fill, outer, size, face = self._text_masks(rng, sym, "latin", target_w, canvas_h, max_h_frac=0.7)
+        fill, outer, size, face = self.text_masks(rng, sym, "latin", target_w, canvas_h, max_h_frac=0.7)
         return self._finish_text(rng, fill, outer, size, face), {
             "kind": "symbol",
             "script": "latin",
@@ -185,11 +185,11 @@ class MarkFactory:
         logo = self._pick_logo(rng)
         if logo is None:
             return self._multiline(rng, target_w, canvas_h)
-        script = self._script(rng) if rng.random() < 0.3 else "latin"
-        text = self._lines(rng, script, 1 if rng.random() < 0.75 else 2)
+        script = self.pick_script(rng) if rng.random() < 0.3 else "latin"
+        text = self.lines(rng, script, 1 if rng.random() < 0.75 else 2)
         side = rng.random() < 0.65
         text_w = target_w * (0.7 if side else 1.0)
-        fill_t, _outer_t, size, _face = self._text_masks(
+        fill_t, _outer_t, size, _face = self.text_masks(
             rng, text, script, text_w, canvas_h, stroke=False, max_h_frac=0.25
         )
         th, tw = fill_t.shape
@@ -228,9 +228,9 @@ class MarkFactory:
     # --- badges and stamps ---------------------------------------------------------------------------------------
     def _badge(self, rng: np.random.Generator, target_w: float, canvas_h: int) -> tuple[np.ndarray, Meta]:
         """Text in a (rounded) box or frame: "PREVIEW" plates, translucent credit banners."""
-        script = self._script(rng) if rng.random() < 0.3 else "latin"
-        text = self._lines(rng, script, 1 if rng.random() < 0.8 else 2)
-        fill_t, _, size, _ = self._text_masks(
+        script = self.pick_script(rng) if rng.random() < 0.3 else "latin"
+        text = self.lines(rng, script, 1 if rng.random() < 0.8 else 2)
+        fill_t, _, size, _ = self.text_masks(
             rng, text, script, target_w * 0.8, canvas_h, stroke=False, max_h_frac=0.3
         )
         th, tw = fill_t.shape
@@ -287,9 +287,9 @@ class MarkFactory:
                 w, h = self._logo_size(logo, content_w, round(content_w / 0.7))
                 inner_mask = logo.resized(w, h)[0]
         else:
-            text = "©" if r < 0.55 else self._lines(rng, "latin", 1 if rng.random() < 0.6 else 2).upper()
+            text = "©" if r < 0.55 else self.lines(rng, "latin", 1 if rng.random() < 0.6 else 2).upper()
             meta["text"] = text
-            fill, _, _, _ = self._text_masks(
+            fill, _, _, _ = self.text_masks(
                 rng, text, "latin", content_w, round(content_w * 1.2), stroke=False
             )
             ys, xs = np.nonzero(fill > 0.05)

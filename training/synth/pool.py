@@ -238,6 +238,7 @@ class AssetPool:
         state = self.__dict__.copy()
         state["_font_cache"] = OrderedDict()
         state["_logo_cache"] = OrderedDict()
+        state["_bg_cache"] = {}
         return state
 
     # --- access ------------------------------------------------------------------------------------------------

@@ -114,3 +114,44 @@ def contact_sheet(
     path = Path(path)
     _write_png(path, sheet)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR]``."""
+    import argparse
+    import sys
+
+    from pipeline.errors import MarklessError
+
+    parser = argparse.ArgumentParser(
+        prog="markless synth", description="Write a synthetic watermark evaluation set."
+    )
+    parser.add_argument(
+        "-o", "--out", type=Path, required=True, help="output folder (input/ mask/ clean/ alpha/ color/)"
+    )
+    parser.add_argument("--n", type=int, default=200, help="number of samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("val", "train"), default="val", help="which assets to draw from")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 512))
+    parser.add_argument(
+        "--full-size", action="store_true", help="keep each photo's own size instead of --size"
+    )
+    parser.add_argument(
+        "--assets", type=Path, default=None, help="asset cache (default $MARKLESS_ASSETS or ~/.cache)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        pool = AssetPool.from_manifest(args.assets, args.split) if args.assets else None
+        out = write_dataset(
+            args.out,
+            args.n,
+            args.seed,
+            split=args.split,
+            size=None if args.full_size else tuple(args.size),
+            pool=pool,
+        )
+    except MarklessError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.n} samples to {out}")
+    return 0
