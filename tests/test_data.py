@@ -36,8 +36,10 @@ def test_batches_have_the_documented_shapes_and_ranges(pool: AssetPool) -> None:
         assert t.dtype == torch.float32 and t.shape == (3, channels, 64, 64), key
         assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0, key
     assert set(torch.unique(batch["mask"]).tolist()) <= {0.0, 1.0}
-    thr = dm.synth_config.mask_alpha_threshold
-    assert torch.equal(batch["mask"] > 0.5, batch["alpha"] > thr)
+    cfg = dm.synth_config
+    mask, alpha = batch["mask"] > 0.5, batch["alpha"]
+    assert not (mask & (alpha <= cfg.mask_alpha_threshold)).any()  # no mask without opacity
+    assert mask[alpha >= cfg.mask_solid_alpha].all()  # solid parts of a mark are always mask
     assert len(dm.train_dataloader()) == 2  # 6 samples / batch 3
     val = next(iter(dm.val_dataloader()))
     assert val["image"].shape == (3, 3, 64, 64)

@@ -42,9 +42,13 @@ class ExportOnFitEnd(L.Callback):
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor)}
         metrics.update(global_step=trainer.global_step, epochs=trainer.current_epoch)
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        callback = trainer.checkpoint_callback
+        best = getattr(callback, "best_model_path", "")
         if best:
             metrics["checkpoint"] = best
+            score = getattr(callback, "best_model_score", None)
+            if score is not None:  # the exported weights are the best ones, not the last step's
+                metrics[f"best/{getattr(callback, 'monitor', 'score')}"] = float(score)
             export_checkpoint(best, self.out_dir, metrics=metrics)
         else:
             assert isinstance(pl_module, SegmenterModule)

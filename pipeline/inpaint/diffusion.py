@@ -212,6 +212,10 @@ class DiffusionInpainter:
                 )
             raise ModelNotAvailableError(f"cannot load diffusion model {model!r}: {exc}{hint}") from exc
         pipe.set_progress_bar_config(disable=True)
+        if getattr(pipe, "safety_checker", None) is not None:
+            # SD 1.x ships an NSFW filter that blacks out a whole crop on a false positive; on the
+            # user's own photo that is a broken result, not a safeguard, so it is not run.
+            pipe.safety_checker = None
         try:
             if cpu_offload and self.device.startswith("cuda"):
                 # Keeps only the running component on the GPU: SDXL fits in ~6 GB, at some speed cost.
