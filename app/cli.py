@@ -193,6 +193,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    import json
+
+    from app.loadtest import run_load
+
+    if args.image:
+        image = Path(args.image).read_bytes()
+    else:
+        from pipeline.bench import bench_image
+
+        image = bench_image(args.size)
+    report = run_load(args.url, requests=args.requests, concurrency=args.concurrency, image=image)
+    text = json.dumps(report, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from pipeline.inpaint.diffusion import download
 
@@ -271,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", default="weights/segmenter")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("loadtest", help="concurrent POSTs against a running server; latency/throughput JSON")
+    p.add_argument("url", help="e.g. http://127.0.0.1:8000")
+    p.add_argument("--requests", type=int, default=60)
+    p.add_argument("--concurrency", type=int, default=6)
+    p.add_argument("--image", default=None, help="image file to send (default: a generated JPEG)")
+    p.add_argument("--size", type=int, default=1024, help="side of the generated JPEG")
+    p.add_argument("-o", "--output", default=None)
+    p.set_defaults(func=cmd_loadtest)
 
     p = sub.add_parser("download", help="fetch a diffusers inpainting model into the HF cache")
     p.add_argument("model")
