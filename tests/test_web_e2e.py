@@ -354,6 +354,17 @@ def _touch_drag(cdp: Any, start: tuple[float, float], end: tuple[float, float]) 
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
 
+def _wait_scroll_settled(p: Any) -> None:
+    """Until scrollY stops changing (momentum scrolling would move the canvas under a drag)."""
+    last = None
+    for _ in range(50):
+        y = p.evaluate("scrollY")
+        if y == last:
+            return
+        last = y
+        p.wait_for_timeout(150)
+
+
 def test_phone_layout_fits_and_a_finger_paints_the_mask(
     browser: Any, base_url: str, photo: np.ndarray
 ) -> None:
@@ -380,6 +391,7 @@ def test_phone_layout_fits_and_a_finger_paints_the_mask(
         p.wait_for_function("y => scrollY > y", arg=scrolled)
         assert p.evaluate(_ALPHA_AT, [160, 120]) == 0
         p.get_by_test_id("brush").click()
+        _wait_scroll_settled(p)  # a flick keeps scrolling after the finger lifts
         box = _canvas_box(p)  # the drag may have scrolled the page
         y = box["y"] + 120 / scale
         _touch_drag(cdp, (box["x"] + 60 / scale, y), (box["x"] + 260 / scale, y))
