@@ -10,8 +10,12 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import MarklessError
+
+if TYPE_CHECKING:
+    from pipeline.remover import Remover
 
 log = logging.getLogger("markless")
 
@@ -56,6 +60,20 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def _remover(args: argparse.Namespace, *, inpainter: str, segmenter: str | None) -> Remover:
+    """The one place CLI options (``_add_model_options`` + diffusion model) become a ``Remover``."""
+    from pipeline.factory import build_remover
+
+    return build_remover(
+        segmenter=segmenter,
+        inpainter=inpainter,
+        diffusion_model=getattr(args, "diffusion_model", None),
+        device=args.device,
+        threshold=args.threshold,
+        dilate=args.dilate,
+    )
+
+
 def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-untyped-def]
     """Apply ``work`` to every file; one line per failure, the rest still written, exit code 1 if any failed."""
     from tqdm import tqdm
@@ -78,16 +96,9 @@ def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from pipeline import io
-    from pipeline.factory import build_remover
 
-    remover = build_remover(
-        segmenter=args.segmenter if args.mask is None or args.inpainter == "unblend" else None,
-        inpainter=args.inpainter,
-        diffusion_model=args.diffusion_model,
-        device=args.device,
-        threshold=args.threshold,
-        dilate=args.dilate,
-    )
+    needs_segmenter = args.mask is None or args.inpainter == "unblend"
+    remover = _remover(args, inpainter=args.inpainter, segmenter=args.segmenter if needs_segmenter else None)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     masks_dir = Path(args.masks_out) if args.masks_out else None
@@ -114,15 +125,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from pipeline import io
-    from pipeline.factory import build_remover
 
-    remover = build_remover(
-        segmenter=args.segmenter,
-        inpainter="opencv",
-        device=args.device,
-        threshold=args.threshold,
-        dilate=args.dilate,
-    )
+    remover = _remover(args, inpainter="opencv", segmenter=args.segmenter)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -166,17 +170,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.factory import build_remover
     from training.evaluate import evaluate
 
-    remover = build_remover(
-        segmenter=args.segmenter,
-        inpainter="auto",
-        diffusion_model=args.diffusion_model,
-        device=args.device,
-        threshold=args.threshold,
-        dilate=args.dilate,
-    )
+    remover = _remover(args, inpainter="auto", segmenter=args.segmenter)
     modes = args.inpainters or sorted(remover.inpainters)
     metrics = evaluate(remover, args.dataset, modes=modes, report_dir=args.report, limit=args.limit)
     text = json.dumps(metrics, indent=2)

@@ -94,8 +94,13 @@ class Remover:
         steps: int | None = None,
         guidance_scale: float | None = None,
         strength: float | None = None,
+        segmentation: SegmentOutput | None = None,
     ) -> Result:
-        """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation."""
+        """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation.
+
+        ``segmentation``: this image's segmenter output when the caller already has it (evaluation
+        restores one prediction with several modes), so decomposition maps are not predicted twice.
+        """
         name = inpainter or self.default_inpainter
         if name not in self.inpainters:
             raise InvalidParameterError(
@@ -111,7 +116,9 @@ class Remover:
             mask, aux = self.segment(image, threshold=threshold, dilate=dilate, timings=timings)
         else:
             mask = self._user_mask(mask, image.shape[:2], dilate)
-            if getattr(stage, "uses_decomposition", False) and self.segmenter is not None:
+            if getattr(stage, "uses_decomposition", False) and segmentation is not None:
+                aux = segmentation
+            elif getattr(stage, "uses_decomposition", False) and self.segmenter is not None:
                 with _timed(timings, "segment"):
                     aux = self.segmenter.predict(image)
         if not mask.any():

@@ -116,7 +116,7 @@ def evaluate(
         stats[BASELINE].ssim.append(ssim(image, clean))
         default_result = None
         for mode in modes:
-            result = remover.remove(image, mask, inpainter=mode, seed=0).image
+            result = remover.remove(image, mask, inpainter=mode, seed=0, segmentation=seg).image
             stats[mode].psnr.append(psnr(result, clean))
             stats[mode].psnr_mask.append(psnr(result, clean, truth))
             stats[mode].ssim.append(ssim(result, clean))
