@@ -349,7 +349,13 @@ _ALPHA_AT = "([x, y]) => document.getElementById('mask').getContext('2d').getIma
 
 def _touch_drag(cdp: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
     """A one-finger drag through the DevTools protocol (Playwright only has taps)."""
-    for kind, (x, y) in (("touchStart", start), ("touchMove", end), ("touchEnd", end)):
+    steps = 8  # several moves, like a real finger, rather than one jump the browser may read as a fling
+    path = [
+        (start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps)
+        for i in range(1, steps + 1)
+    ]
+    events = [("touchStart", start), *(("touchMove", point) for point in path), ("touchEnd", end)]
+    for kind, (x, y) in events:
         points = [] if kind == "touchEnd" else [{"x": x, "y": y}]
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
