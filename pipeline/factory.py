@@ -85,9 +85,13 @@ def build_remover(
             "diffusion", model=diffusion_model, device=device, dtype=dtype
         )
     if "unblend" in wanted and set(heads) >= DECOMPOSITION_HEADS:
-        # The opaque core goes to the best generative stage we have.
+        # The opaque core goes to the best generative stage we have; the segmenter checks the result.
+        assert seg is not None
+        detector = seg
         inpainters["unblend"] = build_inpainter(
-            "unblend", fallback=inpainters.get("diffusion", inpainters["opencv"])
+            "unblend",
+            fallback=inpainters.get("diffusion", inpainters["opencv"]),
+            verifier=lambda image: detector.predict(image).prob,
         )
     refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
     return Remover(seg, refiner, inpainters, default_inpainter=default)

@@ -106,3 +106,64 @@ def test_without_decomposition_maps_it_is_plain_inpainting(photo: np.ndarray) ->
     fallback = RecordingFill()
     out = UnblendInpainter(fallback).inpaint(InpaintRequest(photo, mask))
     assert (out[mask] == 7).all()
+
+
+class RemnantDetector:
+    """A stand-in for the segmenter as verifier: P(mark) = 1 where the image still differs from
+    the known photo by more than a few levels (test double); records what it was shown."""
+
+    def __init__(self, photo: np.ndarray) -> None:
+        self.photo = photo.astype(int)
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.seen.append(image.copy())
+        return (np.abs(image.astype(int) - self.photo).max(axis=-1) > 6).astype(np.float32)
+
+
+def test_verifier_sends_what_still_reads_as_a_mark_to_the_fallback(photo: np.ndarray) -> None:
+    h, w = photo.shape[:2]
+    true_alpha = np.zeros((h, w), np.float32)
+    true_alpha[20:60, 20:120] = 0.6  # region A: one translucent mark
+    true_alpha[150:200, 20:120] = 0.4  # region B: another, separate mark ...
+    true_alpha[170:176, 60:66] = 0.8  # ... with a small denser spot
+    color = np.ones((h, w, 3), np.float32)
+    marked = _blend(photo, true_alpha, color)
+    mask = true_alpha > 0
+    predicted = true_alpha.copy()
+    predicted[20:60, 20:120] = 0.2  # A: α badly under-estimated everywhere
+    predicted[170:176, 60:66] = 0.4  # B: the spot's α missed, the rest right
+    detector = RemnantDetector(photo)
+    fallback = RecordingFill()
+    out = UnblendInpainter(fallback, verifier=detector).inpaint(
+        InpaintRequest(marked, mask, alpha=predicted, color=color)
+    )
+    # The verifier judged the inverted image, not the input.
+    np.testing.assert_allclose(detector.seen[0][155:165, 25:50], photo[155:165, 25:50], atol=3)
+    handed = fallback.masks[0]
+    assert handed[20:60, 20:120].all()  # A failed as a whole: inpainted whole
+    assert handed[170:176, 60:66].all()  # B's remnant (grown by a couple of pixels) ...
+    assert not handed[150:160, 20:50].any()  # ... but the rest of B stays inverted
+    assert handed[150:200, 20:120].mean() < 0.1
+    assert np.abs(out[155:165, 25:50].astype(int) - photo[155:165, 25:50].astype(int)).max() <= 3
+    np.testing.assert_array_equal(out[~mask], photo[~mask])
+
+
+def test_verifier_region_fallback_can_be_turned_off(photo: np.ndarray) -> None:
+    h, w = photo.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[20:60, 20:120] = True
+    alpha = np.where(mask, 0.3, 0).astype(np.float32)
+    color = np.ones((h, w, 3), np.float32)
+
+    def verifier(image: np.ndarray) -> np.ndarray:
+        prob = np.zeros((h, w), np.float32)
+        prob[20:60, 20:90] = 0.9  # 70 % of the region still looks marked
+        return prob
+
+    fallback = RecordingFill()
+    UnblendInpainter(fallback, verifier=verifier, region_fallback=1.0, verify_grow_px=0).inpaint(
+        InpaintRequest(_blend(photo, alpha, color), mask, alpha=alpha, color=color)
+    )
+    handed = fallback.masks[0]
+    assert handed[20:60, 20:90].all() and not handed[20:60, 90:120].any()

@@ -6,9 +6,17 @@ The inversion amplifies errors by ``1 / (1 − α)``, so near-opaque pixels (α 
 pixels whose inversion leaves the colour gamut, and pixels the segmenter marked but gave no
 opacity (a missed α, or a user-drawn mask) go to a generative inpainter instead, with a soft
 hand-over between the two. Without decomposition maps this is plain inpainting.
+
+An opacity head that under-estimates α leaves a fainter copy of the mark after inversion. With a
+``verifier`` (the segmenter's P(mark) on an image), the unblended result is checked: pixels the
+detector still reads as a mark join the inpainting hole, and a connected mark region that mostly
+still reads as one is inpainted whole, since its α estimate is wrong throughout. That is what keeps
+a wrong decomposition no worse than plain inpainting.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -33,15 +41,27 @@ class UnblendInpainter:
         alpha_floor: float = 0.03,
         gamut_tolerance: float = 0.08,
         feather_px: int = 2,
+        verifier: Callable[[np.ndarray], np.ndarray] | None = None,
+        verify_threshold: float = 0.5,
+        verify_grow_px: int = 2,
+        region_fallback: float = 0.5,
     ) -> None:
         if not 0.0 < alpha_ceiling <= 1.0 or not 0.0 <= handover < alpha_ceiling:
             raise InvalidParameterError("need 0 <= handover < alpha_ceiling <= 1")
+        if not 0.0 < verify_threshold < 1.0 or not 0.0 <= region_fallback <= 1.0 or verify_grow_px < 0:
+            raise InvalidParameterError(
+                "need 0 < verify_threshold < 1, 0 <= region_fallback <= 1, verify_grow_px >= 0"
+            )
         self.fallback = build_inpainter(fallback) if isinstance(fallback, str) else fallback
         self.alpha_ceiling = alpha_ceiling
         self.handover = handover
         self.alpha_floor = alpha_floor
         self.gamut_tolerance = gamut_tolerance
         self.feather_px = feather_px
+        self.verifier = verifier
+        self.verify_threshold = verify_threshold
+        self.verify_grow_px = verify_grow_px
+        self.region_fallback = region_fallback
 
     def invert(
         self, image: np.ndarray, alpha: np.ndarray, color: np.ndarray
@@ -53,6 +73,26 @@ class UnblendInpainter:
         tol = self.gamut_tolerance
         in_gamut = ((estimate >= -tol) & (estimate <= 1.0 + tol)).all(axis=-1)
         return np.clip(estimate, 0.0, 1.0), in_gamut
+
+    def residual(self, unblended: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Masked pixels where the verifier still sees a mark after inversion (see module docstring)."""
+        if self.verifier is None:
+            return np.zeros_like(mask)
+        found = mask & (self.verifier(unblended) >= self.verify_threshold)
+        if not found.any():
+            return found
+        if self.verify_grow_px > 0:  # glyph edges around a detected remnant
+            k = 2 * self.verify_grow_px + 1
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+            found = mask & (cv2.dilate(found.astype(np.uint8), kernel) > 0)
+        if self.region_fallback < 1.0:
+            n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+            area = np.bincount(labels.ravel(), minlength=n)
+            hits = np.bincount(labels[found], minlength=n)
+            failed = hits > self.region_fallback * area
+            failed[0] = False  # background label
+            found |= failed[labels]
+        return found
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         if request.alpha is None or request.color is None:
@@ -68,8 +108,9 @@ class UnblendInpainter:
         # mask — α was missed, so inventing beats leaving the mark.
         sure = np.ones_like(mask) if request.prob is None else request.prob >= 0.5
         trust[(alpha < self.alpha_floor) & sure] = 0.0
-        trust[~mask] = 1.0
         unblended = np.where(mask[..., None], estimate * 255.0 + 0.5, request.image).astype(np.uint8)
+        trust[self.residual(unblended, mask)] = 0.0
+        trust[~mask] = 1.0
         hole = mask & (trust < 1.0)
         if not hole.any():
             return unblended
