@@ -70,6 +70,15 @@ def test_validation_is_a_fixed_set_distinct_from_training(pool: AssetPool) -> No
     assert torch.equal(v1["image"], v2["image"]) and torch.equal(v1["alpha"], v2["alpha"])
     t = next(iter(dm.train_dataloader()))
     assert not torch.equal(v1["image"], t["image"])
+    # A continuation stage with fresh training data (new seed) is scored on the same set ...
+    other = _dm(pool, seed=5)
+    other.setup("fit")
+    assert torch.equal(v1["image"], next(iter(other.val_dataloader()))["image"])
+    assert not torch.equal(t["image"], next(iter(other.train_dataloader()))["image"])
+    # ... unless the validation seed itself changes.
+    moved = _dm(pool, val_seed=3)
+    moved.setup("fit")
+    assert not torch.equal(v1["image"], next(iter(moved.val_dataloader()))["image"])
 
 
 def test_workers_match_single_process_without_repeats(pool: AssetPool) -> None:

@@ -115,7 +115,9 @@ class WatermarkDataModule(L.LightningDataModule):
     :class:`SynthConfig` or a mapping of overrides from YAML. ``worker_start`` is how loader
     workers start: the default ``forkserver`` gives them a clean process, because forking a parent
     whose OpenCV/OpenMP thread pools are mid-flight can deadlock a worker (seen under heavy load);
-    ``fork`` starts faster.
+    ``fork`` starts faster. ``seed`` picks the training stream; the validation set depends only on
+    ``val_seed``, so a continuation stage that draws fresh training data with a new ``seed`` is
+    still scored on the same validation set as the stage before it.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class WatermarkDataModule(L.LightningDataModule):
         train_samples_per_epoch: int = 4000,
         val_samples: int = 256,
         seed: int = 0,
+        val_seed: int = 0,
         synth: SynthConfig | dict[str, Any] | None = None,
         worker_start: str = "forkserver",
         pool: AssetPool | None = None,
@@ -149,6 +152,7 @@ class WatermarkDataModule(L.LightningDataModule):
         self.train_samples_per_epoch = train_samples_per_epoch
         self.val_samples = val_samples
         self.seed = seed
+        self.val_seed = val_seed
         self.synth_config = SynthConfig.from_any(synth)
         self.pool = pool
         self.train_set: SynthWatermarkDataset | None = None
@@ -171,7 +175,9 @@ class WatermarkDataModule(L.LightningDataModule):
             )
         if self.val_set is None and stage in (None, "fit", "validate", "test"):
             synth = WatermarkSynth(self._pool("val"), self.synth_config)
-            self.val_set = SynthWatermarkDataset(synth, self.val_samples, self.size, self.seed, VAL_STREAM)
+            self.val_set = SynthWatermarkDataset(
+                synth, self.val_samples, self.size, self.val_seed, VAL_STREAM
+            )
 
     def _loader(self, ds: SynthWatermarkDataset, sampler: Sampler[int] | None, drop_last: bool) -> DataLoader:
         context: Any = None
