@@ -84,9 +84,8 @@ def build_remover(
         inpainters["diffusion"] = build_inpainter(
             "diffusion", model=diffusion_model, device=device, dtype=dtype
         )
-    if "unblend" in wanted and set(heads) >= DECOMPOSITION_HEADS:
+    if "unblend" in wanted and seg is not None and set(heads) >= DECOMPOSITION_HEADS:
         # The opaque core goes to the best generative stage we have; the segmenter checks the result.
-        assert seg is not None
         detector = seg
         inpainters["unblend"] = build_inpainter(
             "unblend",

@@ -89,6 +89,14 @@ def test_remover_never_changes_pixels_outside_the_mask(
     assert {"segment", "refine", "inpaint"} <= set(result.timings)
 
 
+def test_unblend_is_checked_by_the_loaded_segmenter(tiny_segmenter_dir: Path, photo: np.ndarray) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="unblend")
+    stage = remover.inpainters["unblend"]
+    assert remover.segmenter is not None
+    verifier = stage.verifier  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(verifier(photo), remover.segmenter.predict(photo).prob)
+
+
 def test_user_mask_skips_segmentation_and_is_used_as_given(
     tiny_segmenter_dir: Path, photo: np.ndarray
 ) -> None:
