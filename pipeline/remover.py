@@ -116,11 +116,12 @@ class Remover:
             mask, aux = self.segment(image, threshold=threshold, dilate=dilate, timings=timings)
         else:
             mask = self._user_mask(mask, image.shape[:2], dilate)
-            if getattr(stage, "uses_decomposition", False) and segmentation is not None:
-                aux = segmentation
-            elif getattr(stage, "uses_decomposition", False) and self.segmenter is not None:
-                with _timed(timings, "segment"):
-                    aux = self.segmenter.predict(image)
+            if getattr(stage, "uses_decomposition", False):
+                if segmentation is not None:
+                    aux = segmentation
+                elif self.segmenter is not None:
+                    with _timed(timings, "segment"):
+                        aux = self.segmenter.predict(image)
         if not mask.any():
             timings["inpaint"] = 0.0
             return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)

@@ -71,8 +71,6 @@ class SegmenterModule(L.LightningModule):
         self.save_hyperparameters()
         self.model: WatermarkSegmenter = build_segmenter(preset, heads=tuple(heads), input_size=input_size)
         if init_weights:  # continue from an exported model (e.g. a second stage with new data settings)
-            from models.segmenter import WatermarkSegmenter
-
             self.model.load_state_dict(WatermarkSegmenter.from_pretrained(init_weights).state_dict())
         elif imagenet_init:
             from training.pretrained import init_encoder_from_imagenet
