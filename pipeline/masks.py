@@ -1,4 +1,4 @@
-"""From a probability map to the mask the inpainter gets: threshold, drop specks, dilate."""
+"""From a probability map to the mask the inpainter gets: decide, threshold, drop specks, dilate."""
 
 from __future__ import annotations
 
@@ -19,17 +19,26 @@ class MaskRefiner:
     Dilation matters because segmenters under-cover anti-aliased edges, glows and JPEG
     ringing around a mark; inpainting a few extra pixels costs little, leaving a halo is
     very visible. ``min_area`` is in pixels at the image's own resolution.
+
+    ``presence_threshold``: with a segmenter that has the image-level ``presence`` head, a photo whose
+    P(mark) is below it gets no mask at all, however its pixels score. Doing nothing to a clean photo
+    is the product's first promise; a mark missed this way can still be painted over by hand.
     """
 
     threshold: float = 0.5
     min_area: int = 16
     dilate: int = 4
+    presence_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise InvalidParameterError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 0 <= self.dilate <= MAX_DILATE_PX:
             raise InvalidParameterError(f"dilate must be in [0, {MAX_DILATE_PX}] px, got {self.dilate}")
+        if not 0.0 <= self.presence_threshold <= 1.0:
+            raise InvalidParameterError(
+                f"presence threshold must be in [0, 1], got {self.presence_threshold}"
+            )
         if self.min_area < 0:
             raise InvalidParameterError(f"min_area must be >= 0, got {self.min_area}")
 
@@ -42,8 +51,14 @@ class MaskRefiner:
             changes["dilate"] = int(dilate)
         return replace(self, **changes) if changes else self
 
-    def refine(self, prob: np.ndarray) -> np.ndarray:
-        """Probability map (HxW float) → bool mask of the same size."""
+    def found(self, presence: float | None) -> bool:
+        """Whether the photo carries a mark at all (always, for a segmenter without the presence head)."""
+        return presence is None or presence >= self.presence_threshold
+
+    def refine(self, prob: np.ndarray, presence: float | None = None) -> np.ndarray:
+        """Probability map (HxW float) → bool mask of the same size; empty when no mark was found."""
+        if not self.found(presence):
+            return np.zeros(prob.shape, bool)
         mask = (prob >= self.threshold).astype(np.uint8)
         mask = remove_specks(mask, self.min_area)
         return dilate(mask, self.dilate).astype(bool)

@@ -30,6 +30,11 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     inpainter: str = ""
     seed: int | None = None
+    found: bool = True
+    """False when there was nothing to remove: the segmenter found no mark (or the given mask was
+    empty), and the image comes back untouched."""
+    presence: float | None = None
+    """The segmenter's P(mark) for the photo, when it has the presence head."""
 
     @property
     def coverage(self) -> float:
@@ -79,7 +84,7 @@ class Remover:
         with _timed(timings, "segment"):
             out = self.segmenter.predict(image)
         with _timed(timings, "refine"):
-            mask = refiner.refine(out.prob)
+            mask = refiner.refine(out.prob, out.presence)
         return mask, out
 
     def remove(
@@ -122,9 +127,18 @@ class Remover:
                 elif self.segmenter is not None:
                     with _timed(timings, "segment"):
                         aux = self.segmenter.predict(image)
-        if not mask.any():
+        presence = aux.presence if aux is not None else None
+        if not mask.any():  # nothing found (or an empty user mask): the photo comes back untouched
             timings["inpaint"] = 0.0
-            return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)
+            return Result(
+                image=image.copy(),
+                mask=mask,
+                timings=timings,
+                inpainter=name,
+                seed=seed,
+                found=False,
+                presence=presence,
+            )
         request = InpaintRequest(
             image=image,
             mask=mask,
@@ -140,7 +154,14 @@ class Remover:
             filled = stage.inpaint(request)
         with _timed(timings, "composite"):
             result = np.where(mask[..., None], filled, image).astype(np.uint8)
-        return Result(image=result, mask=mask, timings=timings, inpainter=name, seed=seed)
+        return Result(
+            image=result,
+            mask=mask,
+            timings=timings,
+            inpainter=name,
+            seed=seed,
+            presence=presence,
+        )
 
     def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], dilate: int | None) -> np.ndarray:
         if mask.shape[:2] != shape:
