@@ -174,7 +174,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     remover = _remover(args, inpainter="auto", segmenter=args.segmenter)
     modes = args.inpainters or sorted(remover.inpainters)
-    metrics = evaluate(remover, args.dataset, modes=modes, report_dir=args.report, limit=args.limit)
+    metrics = evaluate(
+        remover,
+        args.dataset,
+        modes=modes,
+        report_dir=args.report,
+        limit=args.limit,
+        clean_dirs=[Path(d) for d in args.clean],
+    )
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -266,7 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("eval", help="mask + restoration metrics on a set laid out as input/ mask/ clean/")
-    p.add_argument("dataset", metavar="DIR")
+    p.add_argument("dataset", metavar="DIR", nargs="?", default=None)
+    p.add_argument(
+        "--clean",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of photos without a mark: false alarms and harm (repeatable)",
+    )
     p.add_argument(
         "--inpainters", nargs="+", default=None, help="restoration modes to compare (default: all loaded)"
     )

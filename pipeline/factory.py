@@ -53,6 +53,7 @@ def build_remover(
     dilate: int = 4,
     min_area: int = 16,
     max_side: int = 1024,
+    presence_threshold: float = 0.5,
 ) -> Remover:
     """Load the segmenter (refusing to run without real weights) and the inpainters.
 
@@ -92,5 +93,7 @@ def build_remover(
             fallback=inpainters.get("diffusion", inpainters["opencv"]),
             verifier=lambda image: detector.predict(image).prob,
         )
-    refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
+    refiner = MaskRefiner(
+        threshold=threshold, min_area=min_area, dilate=dilate, presence_threshold=presence_threshold
+    )
     return Remover(seg, refiner, inpainters, default_inpainter=default)
