@@ -33,7 +33,6 @@ from app.settings import Settings
 from pipeline.errors import ModelNotAvailableError
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
-from pipeline.masks import MaskRefiner
 from pipeline.remover import Remover
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +153,7 @@ def gated_remover(remover: Remover, stage: Any) -> Remover:
     """The real segmenter and refiner with a test stage as the default inpainter."""
     return Remover(
         remover.segmenter,
-        MaskRefiner(),
+        remover.refiner,
         {stage.name: stage, "opencv": remover.inpainters["opencv"]},
         stage.name,
     )

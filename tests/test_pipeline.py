@@ -11,6 +11,7 @@ from models import WatermarkSegmenter, build_segmenter
 from pipeline.errors import InvalidMaskError, InvalidParameterError, ModelNotAvailableError
 from pipeline.factory import build_remover, resolve_inpainter_name
 from pipeline.masks import MaskRefiner
+from pipeline.options import SegmentOptions
 from pipeline.segment import Segmenter
 
 
@@ -29,7 +30,9 @@ def test_refiner_thresholds_drops_specks_and_dilates() -> None:
 @pytest.mark.parametrize(("threshold", "dilate"), [(0.0, 1), (1.0, 1), (0.5, -1), (0.5, 10_000)])
 def test_refiner_rejects_bad_options(threshold: float, dilate: int) -> None:
     with pytest.raises(InvalidParameterError):
-        MaskRefiner().with_options(threshold=threshold, dilate=dilate)
+        SegmentOptions.of(threshold=threshold, dilate=dilate)
+    with pytest.raises(InvalidParameterError):
+        MaskRefiner(threshold=threshold, min_area=16, dilate=dilate)
 
 
 @pytest.mark.parametrize("shape", [(17, 1), (50, 70), (300, 200), (900, 1300)])
