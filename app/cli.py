@@ -145,14 +145,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             size = (decoded.width, decoded.height)
             mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
         result = remover.remove(decoded.rgb, mask, options)
-        data = io.encode(
-            result.image,
-            fmt,
-            alpha=decoded.alpha,
-            exif=decoded.exif,
-            icc_profile=decoded.icc_profile,
-            quality=settings.quality,
-        )
+        data = decoded.encode_result(result.image, fmt, quality=settings.quality)
         (out_dir / f"{path.stem}{io.file_suffix(fmt)}").write_bytes(data)
         if masks_dir:
             (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
@@ -194,7 +187,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    import json
 
     from app.loadtest import run_load
 
@@ -205,9 +197,16 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
         image = bench_image(args.size)
     report = run_load(args.url, requests=args.requests, concurrency=args.concurrency, image=image)
+    return print_report(report, args.output)
+
+
+def print_report(report: dict[str, Any], output: str | None) -> int:
+    """Print a JSON report (and write it to ``output`` when given); the command's exit code."""
+    import json
+
     text = json.dumps(report, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    if output:
+        Path(output).write_text(text + "\n")
     print(text)
     return 0
 
@@ -237,7 +236,9 @@ def _register_training(sub: argparse._SubParsersAction) -> Callable[[str, list[s
             p.add_argument("rest", nargs=argparse.REMAINDER)
             p.set_defaults(func=_training_unavailable)
         return None
-    commands.register(sub, lambda p: (_add_model_options(p), _add_option_flags(p, SegmentOptions)), _remover)
+    commands.register(
+        sub, lambda p: (_add_model_options(p), _add_option_flags(p, SegmentOptions)), _remover, print_report
+    )
     return commands.run_delegated
 
 

@@ -7,6 +7,7 @@ inject a ready ``RemovalService`` (a ``Remover``) into ``create_app`` or overrid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -48,3 +49,24 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[RemovalService, Depends(get_remover)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What an image endpoint needs besides its own fields (one parameter instead of five)."""
+
+    request: Request
+    service: RemovalService
+    settings: Settings
+    jobs: JobQueue
+    metrics: Metrics
+
+
+def get_context(
+    request: Request, service: ServiceDep, settings: SettingsDep, jobs: JobsDep, metrics: MetricsDep
+) -> RequestContext:
+    """The request's context for the image endpoints."""
+    return RequestContext(request, service, settings, jobs, metrics)
+
+
+ContextDep = Annotated[RequestContext, Depends(get_context)]

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from app.deps import JobsDep, MetricsDep, ServiceDep, SettingsDep
+from app.deps import ContextDep, JobsDep, MetricsDep, RequestContext, ServiceDep, SettingsDep
 from app.errors import ERROR_RESPONSES, NotReadyError, error_body
 from app.forms import options_form
 from app.middleware import START_SCOPE_KEY
@@ -57,16 +57,18 @@ def version() -> str:
 # OpenAPI descriptions shared by the image endpoints
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
 _TIMING_HEADERS: dict[str, Any] = {
-    "X-Request-ID": {
-        "description": "Request id (the client's, if it sent a sane one).",
-        "schema": {"type": "string"},
-    },
-    "X-Mask-Coverage": {"description": "Fraction of pixels in the mask, 0..1.", "schema": {"type": "number"}},
-    "Server-Timing": {
-        "description": "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode.",
-        "schema": {"type": "string"},
-    },
+    "X-Request-ID": _header("Request id (the client's, if it sent a sane one)."),
+    "X-Mask-Coverage": _header("Fraction of pixels in the mask, 0..1.", "number"),
+    "Server-Timing": _header(
+        "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode."
+    ),
 }
 REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -74,14 +76,10 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {io.media_type(f): _BINARY for f in io.OUTPUT_FORMATS},
         "headers": {
             **_TIMING_HEADERS,
-            "X-Inpainter": {
-                "description": "Inpainter that restored the image.",
-                "schema": {"type": "string"},
-            },
-            "X-Seed": {
-                "description": "Seed that reproduces this result (the request's, or one drawn for it).",
-                "schema": {"type": "integer"},
-            },
+            "X-Inpainter": _header("Inpainter that restored the image."),
+            "X-Seed": _header(
+                "Seed that reproduces this result (the request's, or one drawn for it).", "integer"
+            ),
         },
     },
     **ERROR_RESPONSES,
@@ -143,14 +141,7 @@ def _remove_job(
     result = service.remove(decoded.rgb, user_mask, opts)
     timings.update(result.timings)
     start = time.perf_counter()
-    body = io.encode(
-        result.image,
-        fmt,
-        alpha=decoded.alpha,
-        exif=decoded.exif,
-        icc_profile=decoded.icc_profile,
-        quality=settings.quality,
-    )
+    body = decoded.encode_result(result.image, fmt, quality=settings.quality)
     timings["encode"] = time.perf_counter() - start
     return _Output(body, io.media_type(fmt), result.coverage, timings, result.inpainter, result.seed)
 
@@ -211,20 +202,14 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
 
 
 async def _respond(
-    request: Request,
-    settings: Settings,
-    jobs: JobsDep,
-    metrics: MetricsDep,
-    image: UploadFile,
-    work: Callable[[], _Output],
-    suffix: str,
+    ctx: RequestContext, image: UploadFile, work: Callable[[], _Output], suffix: str
 ) -> Response:
     """Run ``work`` as a job within the request's time budget and answer with its image."""
     _require_content(image)
-    out, queued = await jobs.run(work, timeout=_remaining_budget(request, settings))
-    metrics.observe_stages({"queue": queued, **out.timings})
+    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings))
+    ctx.metrics.observe_stages({"queue": queued, **out.timings})
     if out.inpainter:
-        metrics.coverage.observe(out.coverage)
+        ctx.metrics.coverage.observe(out.coverage)
     headers = _result_headers(out, queued)
     headers["Content-Disposition"] = f'inline; filename="{_output_name(image, suffix)}"'
     return Response(out.body, media_type=out.media_type, headers=headers)
@@ -237,18 +222,9 @@ v1 = APIRouter(prefix="/v1", tags=["watermarks"])
 ops = APIRouter(tags=["operations"])
 
 
-@v1.post(
-    "/remove",
-    response_class=Response,
-    responses=REMOVE_RESPONSES,
-    summary="Remove the watermark from a photo",
-)
+@v1.post("/remove", response_class=Response, responses=REMOVE_RESPONSES, summary="Remove the watermark")
 async def remove(
-    request: Request,
-    service: ServiceDep,
-    settings: SettingsDep,
-    jobs: JobsDep,
-    metrics: MetricsDep,
+    ctx: ContextDep,
     image: ImageFile,
     opts: RemoveOptionsDep,
     mask: Annotated[
@@ -268,45 +244,25 @@ async def remove(
     PNG and WebP keep the input's alpha channel; EXIF (orientation reset, thumbnail dropped)
     and RGB ICC profiles are kept in every format.
     """
-    fmt = io.normalize_format(output_format or settings.default_format)
-    service.check(opts)  # before the job takes a queue slot
+    fmt = io.normalize_format(output_format or ctx.settings.default_format)
+    ctx.service.check(opts)  # before the job takes a queue slot
     user_mask = None if _is_blank_upload(mask) else mask
-    return await _respond(
-        request,
-        settings,
-        jobs,
-        metrics,
-        image,
-        lambda: _remove_job(service, settings, image, user_mask, opts, fmt),
-        io.file_suffix(fmt),
-    )
+    work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt)  # noqa: E731
+    return await _respond(ctx, image, work, io.file_suffix(fmt))
 
 
 @v1.post(
-    "/segment",
-    response_class=Response,
-    responses=SEGMENT_RESPONSES,
-    summary="Predict the watermark mask of a photo",
+    "/segment", response_class=Response, responses=SEGMENT_RESPONSES, summary="Predict the watermark mask"
 )
 async def segment(
-    request: Request,
-    service: ServiceDep,
-    settings: SettingsDep,
-    jobs: JobsDep,
-    metrics: MetricsDep,
+    ctx: ContextDep,
     image: ImageFile,
     opts: SegmentOptionsDep,
 ) -> Response:
     """Return the refined mask the remover would use: 8-bit PNG, 255 = watermark, same size."""
-    service.check(opts)
+    ctx.service.check(opts)
     return await _respond(
-        request,
-        settings,
-        jobs,
-        metrics,
-        image,
-        lambda: _segment_job(service, settings, image, opts),
-        "-mask.png",
+        ctx, image, lambda: _segment_job(ctx.service, ctx.settings, image, opts), "-mask.png"
     )
 
 

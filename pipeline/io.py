@@ -126,6 +126,12 @@ class DecodedImage:
         """Height in pixels after EXIF rotation."""
         return int(self.rgb.shape[0])
 
+    def encode_result(self, rgb: np.ndarray, fmt: str, *, quality: int = 95) -> bytes:
+        """Encode a restored ``rgb`` of this image with its alpha, EXIF and ICC profile."""
+        return encode(
+            rgb, fmt, alpha=self.alpha, exif=self.exif, icc_profile=self.icc_profile, quality=quality
+        )
+
 
 @dataclass
 class _Loaded:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import MarklessError
 
@@ -72,6 +70,7 @@ def register(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     add_model_options: Callable[[argparse.ArgumentParser], None],
     build_remover: RemoverBuilder,
+    print_report: Callable[[dict[str, Any], str | None], int],
 ) -> None:
     """Add the training commands to ``markless``'s subparsers."""
     for name, (help_text, _) in DELEGATED.items():
@@ -86,7 +85,7 @@ def register(
     p.add_argument("-o", "--output", default=None, help="write the metrics JSON to this file")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     add_model_options(p)
-    p.set_defaults(func=lambda args: _eval(args, build_remover))
+    p.set_defaults(func=lambda args: _eval(args, build_remover, print_report))
 
     p = sub.add_parser("export", help="export a training checkpoint to a weights folder")
     p.add_argument("checkpoint")
@@ -99,17 +98,17 @@ def run_delegated(command: str, argv: Sequence[str]) -> int:
     return DELEGATED[command][1](list(argv))
 
 
-def _eval(args: argparse.Namespace, build_remover: RemoverBuilder) -> int:
+def _eval(
+    args: argparse.Namespace,
+    build_remover: RemoverBuilder,
+    print_report: Callable[[dict[str, Any], str | None], int],
+) -> int:
     from training.evaluate import evaluate
 
     remover = build_remover(args)
-    modes = args.inpainters or sorted(remover.inpainters)
+    modes = args.inpainters or list(remover.info().inpainters)
     metrics = evaluate(remover, args.dataset, modes=modes, report_dir=args.report, limit=args.limit)
-    text = json.dumps(metrics, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
-    return 0
+    return print_report(metrics, args.output)
 
 
 def _export(args: argparse.Namespace) -> int:
