@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pipeline.errors import ModelNotAvailableError
+from models.errors import ModelNotAvailableError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -1,4 +1,4 @@
-"""From a probability map to the mask the inpainter gets: decide, threshold, drop specks, dilate."""
+"""From a probability map to the mask the inpainter gets: threshold, drop specks, dilate."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
+from pipeline.options import MAX_DILATE_PX, SegmentOptions
 
-MAX_DILATE_PX = 256
+__all__ = ["MAX_DILATE_PX", "MaskRefiner", "dilate", "remove_specks"]
 
 
 @dataclass(frozen=True)
@@ -25,30 +26,21 @@ class MaskRefiner:
     is the product's first promise; a mark missed this way can still be painted over by hand.
     """
 
-    threshold: float = 0.5
-    min_area: int = 16
-    dilate: int = 4
+    threshold: float
+    min_area: int
+    dilate: int
     presence_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InvalidParameterError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0 <= self.dilate <= MAX_DILATE_PX:
-            raise InvalidParameterError(f"dilate must be in [0, {MAX_DILATE_PX}] px, got {self.dilate}")
-        if not 0.0 <= self.presence_threshold <= 1.0:
-            raise InvalidParameterError(
-                f"presence threshold must be in [0, 1], got {self.presence_threshold}"
-            )
+        SegmentOptions.of(  # the ranges live there
+            threshold=self.threshold, dilate=self.dilate, presence_threshold=self.presence_threshold
+        )
         if self.min_area < 0:
             raise InvalidParameterError(f"min_area must be >= 0, got {self.min_area}")
 
-    def with_options(self, threshold: float | None = None, dilate: int | None = None) -> MaskRefiner:
-        """A copy with per-request overrides (validated like the defaults)."""
-        changes: dict[str, float | int] = {}
-        if threshold is not None:
-            changes["threshold"] = float(threshold)
-        if dilate is not None:
-            changes["dilate"] = int(dilate)
+    def with_options(self, options: SegmentOptions) -> MaskRefiner:
+        """A copy with a request's (already validated) overrides."""
+        changes = options.model_dump(include={"threshold", "dilate", "presence_threshold"}, exclude_none=True)
         return replace(self, **changes) if changes else self
 
     def found(self, presence: float | None) -> bool:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from models.segmenter import WatermarkSegmenter
+from pipeline.device import resolve_device
 
 _STRIDE = 32
 
@@ -32,13 +33,6 @@ class SegmentOutput:
     presence: float | None = None  # P(the image carries a mark at all), when the model has the head
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Segmenter:
     """Inference wrapper: numpy RGB uint8 in, ``SegmentOutput`` out. fp16 autocast on CUDA."""
 
@@ -47,11 +41,11 @@ class Segmenter:
         model: WatermarkSegmenter,
         *,
         device: str = "auto",
-        max_side: int = 1024,
+        max_side: int,
         max_tile_pixels: int = 1024 * 1024,
         batch_size: int = 4,
     ) -> None:
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.model = model.eval().to(self.device)
         self.max_side = max_side
         self.tile = max(_STRIDE, int(np.sqrt(max_tile_pixels)) // _STRIDE * _STRIDE)

@@ -11,6 +11,7 @@ from models import WatermarkSegmenter, build_segmenter
 from pipeline.errors import InvalidMaskError, InvalidParameterError, ModelNotAvailableError
 from pipeline.factory import build_remover, resolve_inpainter_name
 from pipeline.masks import MaskRefiner
+from pipeline.options import SegmentOptions
 from pipeline.segment import Segmenter
 
 
@@ -29,7 +30,9 @@ def test_refiner_thresholds_drops_specks_and_dilates() -> None:
 @pytest.mark.parametrize(("threshold", "dilate"), [(0.0, 1), (1.0, 1), (0.5, -1), (0.5, 10_000)])
 def test_refiner_rejects_bad_options(threshold: float, dilate: int) -> None:
     with pytest.raises(InvalidParameterError):
-        MaskRefiner().with_options(threshold=threshold, dilate=dilate)
+        SegmentOptions.of(threshold=threshold, dilate=dilate)
+    with pytest.raises(InvalidParameterError):
+        MaskRefiner(threshold=threshold, min_area=16, dilate=dilate)
 
 
 @pytest.mark.parametrize("shape", [(17, 1), (50, 70), (300, 200), (900, 1300)])
@@ -125,12 +128,12 @@ def test_unknown_inpainter_is_a_parameter_error(tiny_segmenter_dir: Path, photo:
 def test_refiner_returns_no_mask_when_no_mark_is_present() -> None:
     prob = np.zeros((50, 50), np.float32)
     prob[10:30, 10:30] = 0.95
-    refiner = MaskRefiner(presence_threshold=0.6)
+    refiner = MaskRefiner(threshold=0.5, min_area=16, dilate=4, presence_threshold=0.6)
     assert refiner.refine(prob).any()  # no presence head: the pixels decide
     assert refiner.refine(prob, presence=0.7).any()
     assert not refiner.refine(prob, presence=0.3).any()
     with pytest.raises(InvalidParameterError):
-        MaskRefiner(presence_threshold=1.5)
+        MaskRefiner(threshold=0.5, min_area=16, dilate=4, presence_threshold=1.5)
 
 
 def test_segmenter_reports_presence_in_one_pass_and_tiled(tmp_path: Path, photo: np.ndarray) -> None:
