@@ -143,8 +143,10 @@ def test_segmenter_reports_presence_in_one_pass_and_tiled(tmp_path: Path, photo:
     directory = build_segmenter("tiny", heads=("mask", "alpha", "color"), presence=True).save_pretrained(
         tmp_path
     )
-    whole = Segmenter.from_pretrained(directory, device="cpu").predict(photo)
-    tiled = Segmenter.from_pretrained(directory, device="cpu", max_tile_pixels=64 * 64).predict(photo)
+    whole = Segmenter.from_pretrained(directory, device="cpu", max_side=1024).predict(photo)
+    tiled = Segmenter.from_pretrained(
+        directory, device="cpu", max_side=1024, max_tile_pixels=64 * 64
+    ).predict(photo)
     assert whole.presence is not None and 0.0 <= whole.presence <= 1.0
     assert tiled.presence is not None and 0.0 <= tiled.presence <= 1.0
 

@@ -110,7 +110,10 @@ class SegmenterModule(L.LightningModule):
     def _load_init(self, directory: str) -> None:
         """Start from exported weights; a head the old model lacks (``presence``) starts fresh."""
         state = WatermarkSegmenter.from_pretrained(directory).state_dict()
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes (e.g. other heads)
+            raise ValueError(f"init_weights {directory} does not match this model: {exc}") from None
         fresh = [k for k in missing if "classification_head" not in k]
         if fresh or unexpected:
             raise ValueError(
