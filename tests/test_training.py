@@ -188,3 +188,19 @@ def test_eval_reports_harm_on_clean_photos(tmp_path: Path, tiny_segmenter_dir: P
     )
     assert only_clean["harm"]["false_alarm_rate"] == 0.0
     assert only_clean["harm"]["clean_psnr_vs_input"]["opencv"] == 100.0  # untouched
+
+
+def test_eval_reports_no_mark_operating_points(tmp_path: Path, no_mark_segmenter_dir: Path) -> None:
+    from pipeline import io
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        photo = np.random.default_rng(i).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+        (clean / f"{i}.png").write_bytes(io.encode(photo, "png"))
+    remover = build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv")
+    harm = evaluate(remover, None, modes=["opencv"], clean_dirs=[clean])["harm"]
+    assert harm["false_alarm_rate"] == 0.0  # every pixel scores "mark"; the decision overrules them
+    points = {p["presence_threshold"]: p for p in harm["operating_points"]}
+    assert sorted(points) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert all(p["false_alarm_rate"] == 0.0 for p in points.values())  # presence ~0.007 everywhere

@@ -89,6 +89,8 @@ class _HarmStats:
     clean_psnr: dict[str, list[float]] = field(default_factory=dict)
     marked_images: int = 0
     made_worse: dict[str, int] = field(default_factory=dict)
+    decisions: list[tuple[float, bool, bool]] = field(default_factory=list)
+    """(presence, masked without the decision, marked) per image: the no-mark operating points."""
 
     def add_clean(self, mask: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray) -> None:
         self.clean_images += 1
@@ -102,8 +104,22 @@ class _HarmStats:
         for mode, out in outputs.items():
             self.made_worse[mode] = self.made_worse.get(mode, 0) + int(psnr(out, clean) < before - WORSE_DB)
 
+    def operating_points(self) -> list[dict[str, float]]:
+        """False-alarm and detection rates if the presence threshold were each of 0.1 … 0.9."""
+        clean = [(p, m) for p, m, marked in self.decisions if not marked]
+        marked = [(p, m) for p, m, is_marked in self.decisions if is_marked]
+
+        def rate(items: list[tuple[float, bool]], t: float) -> float:
+            return sum(p >= t and m for p, m in items) / len(items) if items else math.nan
+
+        return [
+            {"presence_threshold": t, "false_alarm_rate": rate(clean, t), "detection_rate": rate(marked, t)}
+            for t in np.round(np.arange(0.1, 1.0, 0.1), 2).tolist()
+        ]
+
     def summary(self) -> dict[str, Any]:
         return {
+            "operating_points": self.operating_points() if self.decisions else [],
             "clean_images": self.clean_images,
             "false_alarm_rate": self.false_alarms / self.clean_images if self.clean_images else math.nan,
             "clean_psnr_vs_input": {m: float(np.mean(v)) for m, v in self.clean_psnr.items()},
@@ -170,6 +186,9 @@ def evaluate(
         else:
             truth = np.zeros(image.shape[:2], bool)
         mask, seg = remover.segment(image)
+        if seg.presence is not None:
+            ungated = remover.refiner.refine(seg.prob).mean() > FALSE_ALARM_COVERAGE
+            harm.decisions.append((seg.presence, bool(ungated), bool(truth.any())))
         raw_counts.add(seg.prob >= remover.refiner.threshold, truth)
         counts.add(mask, truth)
         stats[BASELINE].psnr.append(psnr(image, clean))
