@@ -431,11 +431,11 @@ def test_manifest_round_trip_and_recorded_photo_folders(tmp_path: Path) -> None:
         cv2.imwrite(str(photos / f"sub{i % 2}" / f"{i}.png"), photo[..., ::-1])
     AssetManifest(
         cache,
-        photos=[PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", "texture")],
+        photos=[PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", kind="texture")],
         photo_dirs=[photos.resolve()],
     ).save()
     loaded = AssetManifest.load(cache)
-    assert loaded.photos == [PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", "texture")]
+    assert loaded.photos == [PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", kind="texture")]
     assert loaded.photo_dirs == [photos.resolve()]
     assert json.loads(loaded.path.read_text())["counts"]["photo folders"]["train"] > 0
     for split in ("train", "val"):

@@ -75,37 +75,32 @@ def photos_in_dirs(dirs: Sequence[str | Path], split: str) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class PhotoEntry:
+class AssetEntry:
+    """One file in the cache: where it is (relative to the cache), its split, source and licence."""
+
+    path: str
+    split: str
+    source: str = ""
+    license: str = ""
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class PhotoEntry(AssetEntry):
     """A background copied into the cache; ``kind`` is "photo", "illustration" or "texture"."""
 
-    path: str
-    split: str
-    source: str = ""
-    license: str = ""
     kind: str = "photo"
-    origin: str = ""
 
 
 @dataclass(frozen=True)
-class LogoEntry:
+class LogoEntry(AssetEntry):
     """A logo pre-rasterised to PNG in the cache."""
 
-    path: str
-    split: str
-    source: str = ""
-    license: str = ""
-    origin: str = ""
-
 
 @dataclass(frozen=True)
-class FontEntry:
+class FontEntry(AssetEntry):
     """A font face copied into the cache, with the scripts it was verified to render."""
 
-    path: str
-    split: str
-    source: str = ""
-    license: str = ""
-    origin: str = ""
     index: int = 0
     family: str = ""
     style: str = "Regular"

@@ -96,7 +96,7 @@ def collect_photos(root: Path, log: Logger) -> list[PhotoEntry]:
                 log(f"skipped photo {origin}")
                 return
         split = split_of(f"photo:{name}", VAL_FRACTION["photos"])
-        entries.append(PhotoEntry(str(dest.relative_to(root)), split, source, licence, kind, origin))
+        entries.append(PhotoEntry(str(dest.relative_to(root)), split, source, licence, origin, kind=kind))
 
     lomiri = WALLPAPER_DIRS["lomiri-wallpapers"]
     lic = debian_licences("lomiri-wallpapers")
