@@ -20,10 +20,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from skimage.metrics import structural_similarity
 
 from pipeline import io
 from pipeline.remover import Remover
+from training.metrics import mask_metrics
 
 BASELINE = "input"
 FALSE_ALARM_COVERAGE = 0.001
@@ -45,27 +47,6 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
-
-
-@dataclass
-class _Counts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        self.tp += int((pred & truth).sum())
-        self.fp += int((pred & ~truth).sum())
-        self.fn += int((~pred & truth).sum())
-
-    def summary(self) -> dict[str, float]:
-        tp, fp, fn = self.tp, self.fp, self.fn
-        return {
-            "iou": tp / max(tp + fp + fn, 1),
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-            "precision": tp / max(tp + fp, 1),
-            "recall": tp / max(tp + fn, 1),
-        }
 
 
 @dataclass
@@ -173,9 +154,9 @@ def evaluate(
     pairs = (_pairs(Path(root))[:limit] if root is not None else []) + _clean_inputs(clean_dirs or [])[:limit]
     if not pairs:
         raise FileNotFoundError("nothing to evaluate: give a dataset folder or clean photo folders")
-    counts = _Counts()
+    counts = mask_metrics()
     harm = _HarmStats()
-    raw_counts = _Counts()
+    raw_counts = mask_metrics()
     stats = {m: _ModeStats() for m in [BASELINE, *modes]}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for inp, mask_path, clean_path in pairs:
@@ -189,8 +170,8 @@ def evaluate(
         if seg.presence is not None:
             ungated = remover.refiner.refine(seg.prob).mean() > FALSE_ALARM_COVERAGE
             harm.decisions.append((seg.presence, bool(ungated), bool(truth.any())))
-        raw_counts.add(seg.prob >= remover.refiner.threshold, truth)
-        counts.add(mask, truth)
+        raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
+        counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
         stats[BASELINE].psnr.append(psnr(image, clean))
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
@@ -213,8 +194,8 @@ def evaluate(
         "images": len(pairs),
         "threshold": remover.refiner.threshold,
         "dilate": remover.refiner.dilate,
-        "mask": raw_counts.summary(),
-        "mask_refined": counts.summary(),
+        "mask": {k: float(v) for k, v in raw_counts.compute().items()},
+        "mask_refined": {k: float(v) for k, v in counts.compute().items()},
         "restoration": {m: s.summary() for m, s in stats.items()},
         "harm": harm.summary(),
         "default_inpainter": remover.default_inpainter,
