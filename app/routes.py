@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from app.admission import admit
 from app.deps import JobsDep, MetricsDep, RemoverDep, SettingsDep
 from app.errors import ERROR_RESPONSES, NotReadyError, error_body
 from app.middleware import START_SCOPE_KEY
@@ -30,7 +31,7 @@ from app.schemas import (
 )
 from app.settings import Settings
 from pipeline import io
-from pipeline.errors import InvalidParameterError, UnsupportedImageError
+from pipeline.errors import InvalidParameterError, UnsupportedImageError, quote
 from pipeline.inpaint.diffusion import validate_guidance, validate_seed, validate_steps, validate_strength
 from pipeline.masks import MAX_DILATE_PX
 from pipeline.remover import Remover
@@ -238,7 +239,7 @@ def _check_remove_options(remover: Remover, opts: _RemoveOptions) -> None:
     """Refuse bad parameters before the job takes a queue slot (the pipeline re-checks anyway)."""
     if opts.inpainter is not None and opts.inpainter not in remover.inpainters:
         raise InvalidParameterError(
-            f"inpainter {opts.inpainter!r} is not loaded; choose one of: {', '.join(sorted(remover.inpainters))}"
+            f"inpainter {quote(opts.inpainter)} is not loaded; choose one of: {', '.join(sorted(remover.inpainters))}"
         )
     remover.refiner.with_options(opts.threshold, opts.dilate)  # raises on out-of-range values
     if opts.seed is not None:
@@ -317,9 +318,11 @@ async def remove(
     _check_remove_options(remover, opts)
     _require_content(image)
     user_mask = None if _is_blank_upload(mask) else mask
+    cost = await admit(remover, settings, image.file, inpainter=opts.inpainter or "", fmt=opts.fmt)
     out, queued = await jobs.run(
         lambda: _remove_job(remover, settings, image, user_mask, opts),
         timeout=_remaining_budget(request, settings),
+        cost=cost,
     )
     metrics.observe_stages({"queue": queued, **out.timings})
     metrics.coverage.observe(out.coverage)
@@ -349,9 +352,11 @@ async def segment(
         raise InvalidParameterError("no segmenter is loaded")
     remover.refiner.with_options(threshold, dilate)
     _require_content(image)
+    cost = await admit(remover, settings, image.file, inpainter=None, fmt=None)
     out, queued = await jobs.run(
         lambda: _segment_job(remover, settings, image, threshold, dilate),
         timeout=_remaining_budget(request, settings),
+        cost=cost,
     )
     metrics.observe_stages({"queue": queued, **out.timings})
     headers = _result_headers(out, queued)

@@ -46,3 +46,18 @@ class ModelNotAvailableError(MarklessError):
     """A configured model (weights folder, hub id) cannot be loaded."""
 
     code = "model_not_available"
+
+
+class JobCancelledError(MarklessError):
+    """The job was stopped at a stage boundary: its client left or its time ran out."""
+
+    code = "cancelled"
+
+
+def quote(value: object, limit: int = 40) -> str:
+    """``repr`` of a caller's value for an error message, cut to ``limit`` characters.
+
+    Messages name the offending value to be useful, but must never echo a long input back.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

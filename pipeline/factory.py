@@ -12,7 +12,7 @@ import torch
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter
 from pipeline.masks import MaskRefiner
-from pipeline.remover import Remover
+from pipeline.remover import MAX_MASK_COVERAGE, Remover
 from pipeline.segment import Segmenter
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def build_remover(
     dilate: int = 4,
     min_area: int = 16,
     max_side: int = 1024,
+    max_coverage: float = MAX_MASK_COVERAGE,
 ) -> Remover:
     """Load the segmenter (refusing to run without real weights) and the inpainters.
 
@@ -93,4 +94,4 @@ def build_remover(
             verifier=lambda image: detector.predict(image).prob,
         )
     refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
-    return Remover(seg, refiner, inpainters, default_inpainter=default)
+    return Remover(seg, refiner, inpainters, default_inpainter=default, max_coverage=max_coverage)

@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.errors import InvalidMaskError, InvalidParameterError
+from pipeline.cancel import checkpoint
+from pipeline.errors import InvalidMaskError, InvalidParameterError, quote
 from pipeline.inpaint.base import Inpainter, InpaintRequest
 from pipeline.masks import MaskRefiner
 from pipeline.masks import dilate as grow_mask
 from pipeline.segment import Segmenter, SegmentOutput
+
+MAX_MASK_COVERAGE = 0.9
+"""Largest fraction of the image a mask may cover: beyond it there is nothing left to restore from."""
 
 
 @dataclass
@@ -55,9 +59,14 @@ class Remover:
         refiner: MaskRefiner,
         inpainters: Mapping[str, Inpainter],
         default_inpainter: str,
+        *,
+        max_coverage: float = MAX_MASK_COVERAGE,
     ) -> None:
         if default_inpainter not in inpainters:
             raise ValueError(f"default inpainter {default_inpainter!r} not among {sorted(inpainters)}")
+        if not 0.0 < max_coverage <= 1.0:
+            raise ValueError(f"max_coverage must be in (0, 1], got {max_coverage}")
+        self.max_coverage = max_coverage
         self.segmenter = segmenter
         self.refiner = refiner
         self.inpainters = dict(inpainters)
@@ -76,8 +85,10 @@ class Remover:
             raise InvalidParameterError("no segmenter is loaded: supply a mask")
         timings = {} if timings is None else timings
         refiner = self.refiner.with_options(threshold, dilate)
+        checkpoint()
         with _timed(timings, "segment"):
             out = self.segmenter.predict(image)
+        checkpoint()
         with _timed(timings, "refine"):
             mask = refiner.refine(out.prob)
         return mask, out
@@ -104,7 +115,7 @@ class Remover:
         name = inpainter or self.default_inpainter
         if name not in self.inpainters:
             raise InvalidParameterError(
-                f"inpainter {name!r} is not loaded; available: {', '.join(sorted(self.inpainters))}"
+                f"inpainter {quote(name)} is not loaded; available: {', '.join(sorted(self.inpainters))}"
             )
         stage = self.inpainters[name]
         if seed is None:  # draw here so the result always reports the seed that reproduces it
@@ -125,6 +136,8 @@ class Remover:
         if not mask.any():
             timings["inpaint"] = 0.0
             return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)
+        self._check_coverage(mask, user_mask is not None)
+        checkpoint()
         request = InpaintRequest(
             image=image,
             mask=mask,
@@ -138,9 +151,26 @@ class Remover:
         )
         with _timed(timings, "inpaint"):
             filled = stage.inpaint(request)
+        checkpoint()
         with _timed(timings, "composite"):
             result = np.where(mask[..., None], filled, image).astype(np.uint8)
+        checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
         return Result(image=result, mask=mask, timings=timings, inpainter=name, seed=seed)
+
+    def _check_coverage(self, mask: np.ndarray, given: bool) -> None:
+        """Refuse a mask that leaves too little of the photo to restore the rest from.
+
+        Inpainting rebuilds masked pixels from their surroundings; with (almost) nothing around
+        them, every method returns noise or the input unchanged, which would look like success.
+        """
+        coverage = float(mask.mean())
+        if coverage <= self.max_coverage:
+            return
+        whose = "the mask" if given else "the detected watermark"
+        raise InvalidMaskError(
+            f"{whose} covers {coverage:.0%} of the image, more than the limit of {self.max_coverage:.0%}: "
+            "there is too little of the photo left to restore it from"
+        )
 
     def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], dilate: int | None) -> np.ndarray:
         if mask.shape[:2] != shape:
