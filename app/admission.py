@@ -68,7 +68,7 @@ async def admit(
         info.pixels,
         segment_pixels=min(info.pixels, side * side),  # also with a user mask: unblend segments
         inpainter=None if inpainter is None else (inpainter or remover.default_inpainter),
-        max_coverage=remover.max_coverage,
+        max_coverage=settings.max_mask_coverage,
     )
     if work > settings.max_request_work:
         raise WorkTooLargeError(
