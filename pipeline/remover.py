@@ -110,7 +110,8 @@ class Remover:
         """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation.
 
         ``segmentation``: this image's segmenter output when the caller already has it (evaluation
-        restores one prediction with several modes), so decomposition maps are not predicted twice.
+        restores one prediction with several modes), so decomposition maps are not predicted twice;
+        its mask is then a prediction, exempt from the coverage limit on callers' masks.
         """
         name = inpainter or self.default_inpainter
         if name not in self.inpainters:
@@ -136,7 +137,8 @@ class Remover:
         if not mask.any():
             timings["inpaint"] = 0.0
             return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)
-        self._check_coverage(mask, user_mask is not None)
+        if user_mask is not None and segmentation is None:  # a caller's mask, not a prediction
+            self._check_coverage(mask)
         checkpoint()
         request = InpaintRequest(
             image=image,
@@ -157,8 +159,8 @@ class Remover:
         checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
         return Result(image=result, mask=mask, timings=timings, inpainter=name, seed=seed)
 
-    def _check_coverage(self, mask: np.ndarray, given: bool) -> None:
-        """Refuse a mask that leaves too little of the photo to restore the rest from.
+    def _check_coverage(self, mask: np.ndarray) -> None:
+        """Refuse a caller's mask that leaves too little of the photo to restore the rest from.
 
         Inpainting rebuilds masked pixels from their surroundings; with (almost) nothing around
         them, every method returns noise or the input unchanged, which would look like success.
@@ -166,9 +168,8 @@ class Remover:
         coverage = float(mask.mean())
         if coverage <= self.max_coverage:
             return
-        whose = "the mask" if given else "the detected watermark"
         raise InvalidMaskError(
-            f"{whose} covers {coverage:.0%} of the image, more than the limit of {self.max_coverage:.0%}: "
+            f"the mask covers {coverage:.0%} of the image, more than the limit of {self.max_coverage:.0%}: "
             "there is too little of the photo left to restore it from"
         )
 
