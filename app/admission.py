@@ -17,7 +17,7 @@ import anyio
 from app.errors import WorkTooLargeError
 from app.settings import Settings
 from pipeline import io
-from pipeline.remover import Remover
+from pipeline.service import RemovalService
 
 MP = 1_000_000
 FULL_RES_PASSES = 4.0  # decode, refine, composite, encode
@@ -46,7 +46,7 @@ def _probe(file: IO[bytes], max_pixels: int) -> io.ImageInfo:
 
 
 async def admit(
-    remover: Remover,
+    service: RemovalService,
     settings: Settings,
     image: IO[bytes],
     *,
@@ -62,12 +62,12 @@ async def admit(
     info = await anyio.to_thread.run_sync(_probe, image, settings.max_pixels)
     if fmt is not None:
         io.check_output_size(fmt, info.width, info.height)
-    seg = remover.segmenter
-    side = seg.max_side if seg is not None else 0
+    about = service.info()
+    side = about.segmenter.max_side if about.segmenter is not None else 0
     work = estimate_work(
         info.pixels,
         segment_pixels=min(info.pixels, side * side),  # also with a user mask: unblend segments
-        inpainter=None if inpainter is None else (inpainter or remover.default_inpainter),
+        inpainter=None if inpainter is None else (inpainter or about.default_inpainter),
         max_coverage=settings.max_mask_coverage,
     )
     if work > settings.max_request_work:
