@@ -22,6 +22,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.cli import MaskSource
+from app.cli import main as cli_main
 from app.jobs import CLIENT_GONE, JobQueue
 from app.main import create_app
 from app.server import uvicorn_config
@@ -337,6 +339,119 @@ def test_a_malformed_content_length_gets_the_json_error_shape(live: Callable[...
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b"application/json" in answer
     assert answer.endswith(b'{"error": {"code": "bad_request", "message": "malformed HTTP request"}}')
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the CLI never overwrites silently; 5. masks are looked up by exact name
+
+
+def run_cli(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        cli_main(args)
+    return int(exc.value.code or 0)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_two_inputs_with_one_output_name_are_refused_unless_overwrite(
+    tmp_path: Path, small: np.ndarray, tiny_segmenter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(small).save(src / "a.jpg")
+    Image.fromarray(small).save(src / "a.png")
+    args = [
+        "remove",
+        str(src),
+        "-o",
+        str(out),
+        "--segmenter",
+        str(tiny_segmenter_dir),
+        "--inpainter",
+        "opencv",
+    ]
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert "a.jpg and " in err and "a.png would both be written to" in err and "--overwrite" in err
+    assert not out.exists()  # nothing written, not even the folder
+    assert run_cli(["segment", str(src), "-o", str(out), "--segmenter", str(tiny_segmenter_dir)]) == 2
+    assert not out.exists()
+    assert run_cli([*args, "--overwrite"]) == 0
+    assert [p.name for p in out.iterdir()] == ["a.png"]
+
+
+def test_writing_onto_the_inputs_is_refused_unless_overwrite(
+    tmp_path: Path, small: np.ndarray, tiny_segmenter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(small).save(src / "a.png")
+    Image.fromarray(small).save(src / "b.jpg")
+    before = snapshot(src)
+    seg = ["--segmenter", str(tiny_segmenter_dir)]
+    # -o is the input folder: a.png would be replaced, b.png would land among the originals
+    assert run_cli(["remove", str(src), "-o", str(src), *seg, "--inpainter", "opencv"]) == 2
+    assert "is an output folder and holds inputs" in capsys.readouterr().err
+    # one input file, the output named after another one (segment writes <stem>.png)
+    assert run_cli(["segment", str(src / "a.png"), "-o", str(src), *seg]) == 2
+    assert "would be written over, and it is an input" in capsys.readouterr().err
+    # --masks-out into the --mask folder would replace the masks being read
+    masks, out = tmp_path / "masks", tmp_path / "out"
+    masks.mkdir()
+    Image.fromarray(np.zeros(small.shape[:2], np.uint8)).save(masks / "a.png")
+    args = [
+        "remove",
+        str(src / "a.png"),
+        "-o",
+        str(out),
+        "--mask",
+        str(masks),
+        "--masks-out",
+        str(masks),
+        *seg,
+    ]
+    assert run_cli(args) == 2
+    assert snapshot(src) == before and not out.exists()
+    assert run_cli(["remove", str(src), "-o", str(src), *seg, "--inpainter", "opencv", "--overwrite"]) == 0
+    assert sorted(snapshot(src)) == ["a.png", "b.jpg", "b.png"]
+
+
+def test_mask_folders_match_exact_names_not_glob_patterns(
+    tmp_path: Path, small: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    src.mkdir()
+    masks.mkdir()
+    Image.fromarray(small).save(src / "[x].png")
+    h, w = small.shape[:2]
+    wrong = np.zeros((h, w), np.uint8)
+    wrong[: h // 3, : w // 3] = 255
+    Image.fromarray(wrong).save(masks / "x.png")  # what the glob "[x].*" matched
+    args = [
+        "remove",
+        str(src),
+        "-o",
+        str(out),
+        "--mask",
+        str(masks),
+        "--dilate",
+        "0",
+        "--inpainter",
+        "opencv",
+    ]
+    assert run_cli(args) == 1
+    assert "no mask named '[x]'" in capsys.readouterr().err
+    right = np.zeros((h, w), np.uint8)
+    right[h // 2 :, w // 2 :] = 255
+    Image.fromarray(right).save(masks / "[x].png")
+    assert run_cli(args) == 0
+    changed = np.any(np.asarray(Image.open(out / "[x].png")) != small, axis=2)
+    assert changed.any() and not changed[right == 0].any()
+    Image.fromarray(right).save(masks / "[x].webp")
+    assert MaskSource(str(masks)).files() and run_cli([*args, "--overwrite"]) == 1
+    assert "more than one mask for [x].png" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
