@@ -325,4 +325,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     },
     504: {"model": ErrorResponse, "description": "The request exceeded its time budget."},
+    500: {
+        "model": ErrorResponse,
+        "description": "A bug: the message is generic, the log has the request id.",
+    },
 }

@@ -35,6 +35,7 @@ from app.middleware import (
     RequestIdLogFilter,
     SecurityHeadersMiddleware,
 )
+from app.openapi import install_openapi
 from app.routes import EXPOSED_HEADERS, STATIC_DIR, ops, v1, version
 from app.server import uvicorn_config
 from app.settings import Settings
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
+    install_openapi(app, lambda: app.state.remover)
 
     # Added inner to outer: the body limit sits closest to the routes, the context outermost.
     app.add_middleware(DisconnectMiddleware)

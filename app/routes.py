@@ -310,8 +310,10 @@ async def info(request: Request, service: ServiceDep, settings: SettingsDep) -> 
     )
 
 
-@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
+# GET is registered before HEAD: a 405 (OPTIONS...) names the first route matching the path in
+# its Allow header, which must be the documented method (HEAD is implied by GET, RFC 9110).
 @ops.head("/healthz", response_model=HealthResponse, include_in_schema=False)
+@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
 async def healthz() -> HealthResponse:
     """Answers as long as the event loop runs, whatever the models' state."""
     return HealthResponse(status="ok")
@@ -335,7 +337,10 @@ async def readyz(request: Request) -> HealthResponse | JSONResponse:
 @ops.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}},
+        401: ERROR_RESPONSES[401],
+    },
     summary="Prometheus metrics",
 )
 async def prometheus_metrics(metrics: MetricsDep, jobs: JobsDep) -> Response:

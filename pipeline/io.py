@@ -41,6 +41,7 @@ from pipeline.errors import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FORMAT_NAMES",
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
     "SUPPORTED_SUFFIXES",
@@ -80,6 +81,8 @@ PNG_COMPRESS_LEVEL: Final = 3
 request is worth more than 12% of size."""
 
 _FORMAT_ALIASES: Final = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+FORMAT_NAMES: Final = tuple(_FORMAT_ALIASES)
+"""Names ``normalize_format`` accepts (in any case): the output formats and the ``jpg`` alias."""
 _MEDIA_TYPES: Final = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _SUFFIXES: Final = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 _PIL_SAVE_NAMES: Final = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
