@@ -243,12 +243,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
         result = remover.remove(decoded.rgb, mask, options)
         image_out(path).write_bytes(decoded.encode_result(result.image, fmt, quality=settings.quality))
         if masks_dir:
-<<<<<<< HEAD
-            (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
-        return result.found
-=======
             mask_out(path).write_bytes(io.encode_mask(result.mask))
->>>>>>> harden
+        return result.found
 
     return _run_files(files, work, args.quiet)
 
