@@ -64,3 +64,38 @@ def test_shipped_model_finds_a_mark_on_a_real_photo(name: str) -> None:
     assert err_after < err_before / 2
     clean_mask, _ = remover.segment(photo, dilate=0)
     assert clean_mask.mean() < 0.02  # does not fire on the clean photo
+
+
+def _clean_real_photos(limit: int = 60) -> list[tuple[str, np.ndarray]]:
+    """Real photos without a watermark: scikit-image's samples, plus the held-out split of
+    ../shared/photos when this checkout sits next to it (never trained on)."""
+    from skimage import data
+
+    from pipeline import io
+
+    photos = [(n, getattr(data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    shared = Path(__file__).resolve().parents[2] / "shared" / "photos"
+    if shared.is_dir():
+        from training.assets.manifest import photos_in_dirs
+
+        for path in photos_in_dirs([shared], "val")[:limit]:
+            photos.append((path.name, io.read_image_file(path).rgb))
+    return photos
+
+
+@pytest.mark.slow
+def test_shipped_model_leaves_clean_real_photos_alone() -> None:
+    """The product's first promise: a photo without a mark comes back untouched (issue bar: ≤ 10 %
+    of clean photos get a mask; their outputs stay ≥ 45 dB of the input)."""
+    from training.evaluate import FALSE_ALARM_COVERAGE, psnr
+
+    remover = build_remover(device="cpu")
+    flagged, scores = [], []
+    for name, photo in _clean_real_photos():
+        result = remover.remove(photo, seed=0)
+        if result.coverage > FALSE_ALARM_COVERAGE:
+            flagged.append(name)
+        scores.append(psnr(result.image, photo))
+    photos = len(scores)
+    assert len(flagged) <= 0.10 * photos, f"{len(flagged)} of {photos} clean photos masked: {flagged[:10]}"
+    assert float(np.mean(scores)) >= 45.0
