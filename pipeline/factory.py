@@ -7,8 +7,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter
 from pipeline.masks import MaskRefiner
@@ -29,23 +27,20 @@ def resolve_inpainter_name(
 ) -> str:
     """Resolve ``auto``.
 
-    With decomposition heads, ``unblend`` (it recovers translucent marks and hands the opaque
-    core to the generative stage); otherwise ``diffusion`` when a model is configured and a GPU
-    will run it, else ``opencv``.
+    ``restore``: it fits each mark's opacity and colour from the image (the decomposition heads,
+    when loaded, are only its prior), inverts translucent marks, leaves unmarked pixels of a rough
+    mask alone and hands opaque cores to the best fill we have (diffusion when a model is
+    configured, else opencv). ``heads``, ``diffusion_model`` and ``device`` are kept for callers.
     """
-    if name != "auto":
-        return name
-    if set(heads) >= DECOMPOSITION_HEADS:
-        return "unblend"
-    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    return "diffusion" if diffusion_model and gpu else "opencv"
+    del heads, diffusion_model, device
+    return "restore" if name == "auto" else name
 
 
 def build_remover(
     *,
     segmenter: str | Path | None = DEFAULT_SEGMENTER,
     inpainter: str = "auto",
-    extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion"),
+    extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion", "restore"),
     diffusion_model: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
@@ -91,6 +86,10 @@ def build_remover(
             "unblend",
             fallback=inpainters.get("diffusion", inpainters["opencv"]),
             verifier=lambda image: detector.predict(image).prob,
+        )
+    if "restore" in wanted:
+        inpainters["restore"] = build_inpainter(
+            "restore", fallback=inpainters.get("diffusion", inpainters["opencv"])
         )
     refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
     return Remover(seg, refiner, inpainters, default_inpainter=default)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,31 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from pipeline import io
+from pipeline.errors import InvalidParameterError
+from pipeline.masks import dilate as grow_mask
 from pipeline.remover import Remover
 
 BASELINE = "input"
+MASK_KINDS = ("exact", "rough", "predicted")
+ROUGH_PX = 6  # a brush stroke or generous dilation: the true mask grown by this many pixels
+
+
+def restoration_masks(
+    kinds: Sequence[str], truth: np.ndarray, predicted: np.ndarray, rough_px: int = ROUGH_PX
+) -> dict[str, np.ndarray]:
+    """The masks each restoration is handed: the true one, the true one grown (rough), the predicted one."""
+    unknown = set(kinds) - set(MASK_KINDS)
+    if unknown:
+        raise InvalidParameterError(f"unknown mask kind(s) {sorted(unknown)}; choose from {MASK_KINDS}")
+    out = {}
+    for kind in kinds:
+        if kind == "exact":
+            out[kind] = truth
+        elif kind == "rough":
+            out[kind] = grow_mask(truth.astype(np.uint8), rough_px).astype(bool)
+        else:
+            out[kind] = predicted
+    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -95,14 +118,23 @@ def evaluate(
     report_dir: str | Path | None = None,
     worst: int = 8,
     limit: int | None = None,
+    mask_kinds: Sequence[str] = ("predicted",),
+    rough_px: int = ROUGH_PX,
 ) -> dict[str, Any]:
-    """Run segmentation once per image and every restoration mode on its mask; return metrics."""
+    """Run segmentation once per image and every restoration mode on every mask kind; return metrics.
+
+    ``mask_kinds``: which masks restorations are handed (``MASK_KINDS``): ``restoration_by_mask``
+    holds one table per kind; ``restoration`` is the predicted-mask table (or the first kind's).
+    """
     root = Path(root)
     modes = modes or sorted(remover.inpainters)
     pairs = _pairs(root)[:limit]
     counts = _Counts()
     raw_counts = _Counts()
-    stats = {m: _ModeStats() for m in [BASELINE, *modes]}
+    kinds = list(dict.fromkeys(mask_kinds)) or ["predicted"]
+    restoration_masks(kinds, np.zeros((1, 1), bool), np.zeros((1, 1), bool))  # validate early
+    by_kind = {k: {m: _ModeStats() for m in modes} for k in kinds}
+    stats = {BASELINE: _ModeStats()}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for inp, mask_path, clean_path in pairs:
         image = io.read_image_file(inp).rgb
@@ -115,13 +147,15 @@ def evaluate(
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
         default_result = None
-        for mode in modes:
-            result = remover.remove(image, mask, inpainter=mode, seed=0, segmentation=seg).image
-            stats[mode].psnr.append(psnr(result, clean))
-            stats[mode].psnr_mask.append(psnr(result, clean, truth))
-            stats[mode].ssim.append(ssim(result, clean))
-            if mode == remover.default_inpainter or default_result is None:
-                default_result = result
+        for kind, given in restoration_masks(kinds, truth, mask, rough_px).items():
+            for mode in modes:
+                result = remover.remove(image, given, inpainter=mode, seed=0, segmentation=seg).image
+                mode_stats = by_kind[kind][mode]
+                mode_stats.psnr.append(psnr(result, clean))
+                mode_stats.psnr_mask.append(psnr(result, clean, truth))
+                mode_stats.ssim.append(ssim(result, clean))
+                if kind == kinds[-1] and (mode == remover.default_inpainter or default_result is None):
+                    default_result = result
         assert default_result is not None
         cases.append((psnr(default_result, clean), inp.name, image, mask, truth, default_result))
     metrics: dict[str, Any] = {
@@ -131,7 +165,18 @@ def evaluate(
         "dilate": remover.refiner.dilate,
         "mask": raw_counts.summary(),
         "mask_refined": counts.summary(),
-        "restoration": {m: s.summary() for m, s in stats.items()},
+        "restoration": {
+            **{m: s.summary() for m, s in stats.items()},
+            **{
+                m: s.summary()
+                for m, s in by_kind["predicted" if "predicted" in by_kind else kinds[0]].items()
+            },
+        },
+        "restoration_by_mask": {
+            k: {BASELINE: stats[BASELINE].summary(), **{m: s.summary() for m, s in per.items()}}
+            for k, per in by_kind.items()
+        },
+        "rough_px": rough_px,
         "default_inpainter": remover.default_inpainter,
     }
     if report_dir is not None:
@@ -166,3 +211,40 @@ def _write_sheet(
         width = max(r.shape[1] for r in rows)
         rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
         path.write_bytes(io.encode(np.concatenate(rows, 0), "png"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.evaluate DIR --mask-kinds exact rough predicted [--inpainters ...]``."""
+    import argparse
+
+    from pipeline.factory import DEFAULT_SEGMENTER, build_remover
+
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
+    parser.add_argument("dataset")
+    parser.add_argument("--inpainters", nargs="+", default=None)
+    parser.add_argument("--mask-kinds", nargs="+", default=["predicted"], choices=MASK_KINDS)
+    parser.add_argument("--rough-px", type=int, default=ROUGH_PX)
+    parser.add_argument("--segmenter", default=None)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--report", default=None)
+    parser.add_argument("-o", "--output", default=None)
+    args = parser.parse_args(argv)
+    remover = build_remover(segmenter=args.segmenter or DEFAULT_SEGMENTER, device="cpu")
+    metrics = evaluate(
+        remover,
+        args.dataset,
+        modes=args.inpainters,
+        report_dir=args.report,
+        limit=args.limit,
+        mask_kinds=args.mask_kinds,
+        rough_px=args.rough_px,
+    )
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

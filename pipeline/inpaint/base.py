@@ -83,4 +83,5 @@ def _import_builtin() -> None:
     """
     import pipeline.inpaint.diffusion
     import pipeline.inpaint.opencv
+    import pipeline.inpaint.restore
     import pipeline.inpaint.unblend  # noqa: F401

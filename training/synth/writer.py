@@ -116,8 +116,36 @@ def contact_sheet(
     return path
 
 
+def photo_folder_pool(folders: Sequence[Path], split: str) -> AssetPool:
+    """Built-in marks over the photos of ``folders`` that fall in ``split`` (same hash as ``markless assets``)."""
+    from pipeline import io
+    from training.assets import VAL_FRACTION, split_of
+
+    photos = [
+        p
+        for folder in folders
+        for p in sorted(Path(folder).rglob("*"))
+        if p.suffix.lower() in io.SUPPORTED_SUFFIXES
+        and split_of(f"photo:{p.name}", VAL_FRACTION["photos"]) == split
+    ]
+    if not photos:
+        raise InvalidParameterError(f"no {split} photos under {[str(f) for f in folders]}")
+    builtin = AssetPool.builtin()
+    return AssetPool(backgrounds=photos, logos=builtin.logos, fonts=builtin.fonts)
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    """Generator overrides from YAML (e.g. a restoration set: normal blend, translucent logos + text)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"{path}: synth config must be a YAML mapping")
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR]``."""
+    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR] [--config YAML]``."""
     import argparse
     import sys
 
@@ -139,9 +167,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--assets", type=Path, default=None, help="asset cache (default $MARKLESS_ASSETS or ~/.cache)"
     )
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="photo folders to draw backgrounds from (this split's share, by the asset hash) with built-in marks",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML mapping of generator overrides (SynthConfig fields)"
+    )
     args = parser.parse_args(argv)
     try:
+        config = _load_config(args.config) if args.config else None
         pool = AssetPool.from_manifest(args.assets, args.split) if args.assets else None
+        if args.photos:
+            pool = photo_folder_pool(args.photos, args.split)
         out = write_dataset(
             args.out,
             args.n,
@@ -149,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             split=args.split,
             size=None if args.full_size else tuple(args.size),
             pool=pool,
+            config=config,
         )
     except MarklessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
