@@ -109,16 +109,7 @@ class RestoreInpainter:
         recovered, hole, _ = self.plan(request)
         if not hole.any():
             return recovered
-        filled = self.fallback.inpaint(
-            InpaintRequest(
-                image=recovered,
-                mask=hole,
-                seed=request.seed,
-                steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                strength=request.strength,
-            )
-        )
+        filled = self.fallback.inpaint(InpaintRequest(image=recovered, mask=hole, options=request.options))
         return np.where(hole[..., None], filled, recovered).astype(np.uint8)
 
 

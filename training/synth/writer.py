@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.errors import InvalidParameterError
 from training.synth.config import SynthConfig
 from training.synth.generator import SynthSample, WatermarkSynth
-from training.synth.pool import MANIFEST_NAME, AssetPool, default_assets_dir
+from training.synth.pool import MANIFEST_NAME, AssetPool, default_assets_dir, photos_in_dirs
 
 log = logging.getLogger(__name__)
 LAYOUT = ("input", "mask", "clean", "alpha", "color")
@@ -116,22 +116,16 @@ def contact_sheet(
     return path
 
 
-def photo_folder_pool(folders: Sequence[Path], split: str) -> AssetPool:
-    """Built-in marks over the photos of ``folders`` that fall in ``split`` (same hash as ``markless assets``)."""
-    from pipeline import io
-    from training.assets import VAL_FRACTION, split_of
-
-    photos = [
-        p
-        for folder in folders
-        for p in sorted(Path(folder).rglob("*"))
-        if p.suffix.lower() in io.SUPPORTED_SUFFIXES
-        and split_of(f"photo:{p.name}", VAL_FRACTION["photos"]) == split
-    ]
+def _pool_for(assets: Path | None, split: str, photos: Sequence[Path]) -> AssetPool | None:
+    """The asset cache's ``split`` plus the photo folders; photos alone take the built-in marks when
+    no cache exists (a restoration set needs real backgrounds, not the downloaded marks)."""
+    if assets is not None:
+        return AssetPool.from_manifest(assets, split, photos)
     if not photos:
-        raise InvalidParameterError(f"no {split} photos under {[str(f) for f in folders]}")
-    builtin = AssetPool.builtin()
-    return AssetPool(backgrounds=photos, logos=builtin.logos, fonts=builtin.fonts)
+        return None
+    if (default_assets_dir() / MANIFEST_NAME).is_file():
+        return AssetPool.from_manifest(default_assets_dir(), split, photos)
+    return AssetPool.builtin(photos_in_dirs(photos, split))
 
 
 def _load_config(path: Path) -> dict[str, Any]:
@@ -170,9 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--photos",
         type=Path,
-        nargs="+",
-        default=None,
-        help="photo folders to draw backgrounds from (this split's share, by the asset hash) with built-in marks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of clean real photos to add to the backgrounds (its --split share; repeatable)",
     )
     parser.add_argument(
         "--config", type=Path, default=None, help="YAML mapping of generator overrides (SynthConfig fields)"
@@ -180,9 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = _load_config(args.config) if args.config else None
-        pool = AssetPool.from_manifest(args.assets, args.split) if args.assets else None
-        if args.photos:
-            pool = photo_folder_pool(args.photos, args.split)
+        pool = _pool_for(args.assets, args.split, args.photos)
         out = write_dataset(
             args.out,
             args.n,
