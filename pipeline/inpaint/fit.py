@@ -26,6 +26,9 @@ import cv2
 import numpy as np
 
 
+NO_MARK = "no mark"
+
+
 @dataclass(frozen=True)
 class MarkFit:
     """The fit of one region (crop coordinates). ``ok`` False: do not invert; ``reason`` says why."""
@@ -52,6 +55,11 @@ class FitOptions:
     gamut_tolerance: float = 0.08
     prior_weight: float = 0.02  # strength of the W prior, relative to the data's weight
     background_radius: int = 5
+    min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
+    min_alpha: float = 0.03  # opacity below which the outline shows no mark
+    min_spread: float = (
+        0.02  # std (0..1) of the mark's pixels along its outline below which the gain is not observable
+    )
 
 
 def background(image: np.ndarray, hole: np.ndarray, radius: int) -> np.ndarray:
@@ -106,6 +114,65 @@ def projected_alpha(j: np.ndarray, b: np.ndarray, color: np.ndarray) -> np.ndarr
     return ((j - b) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-4)
 
 
+def boundary_pairs(
+    inside: np.ndarray, usable: np.ndarray, gap: float = 2.0, depth: float = 4.0, reach: float = 8.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel pairs across the outline of ``inside``: each interior pixel (``gap``..``depth`` px in)
+    with its nearest ``usable`` pixel at least ``gap`` px outside. Both sit clear of the
+    anti-aliased rim, and they are a few pixels apart, so the photo under them is statistically the
+    same: that is what ties the mark's opacity and colour to the photo around it.
+
+    Returns flat indices (p, q) into the crop.
+    """
+    inner = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
+    outer = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3)
+    p_sel = (inner >= gap) & (inner < depth)
+    q_ok = usable & ~inside & (outer >= gap)
+    if not p_sel.any() or not q_ok.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist, labels = cv2.distanceTransformWithLabels(
+        (~q_ok).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    zy, zx = np.nonzero(q_ok)
+    flat_of_label = np.zeros(int(labels.max()) + 1, np.int64)
+    flat_of_label[labels[zy, zx]] = zy * inside.shape[1] + zx
+    p_sel &= dist <= reach
+    py, px = np.nonzero(p_sel)
+    return py * inside.shape[1] + px, flat_of_label[labels[py, px]]
+
+
+def affine_fit(
+    x: np.ndarray, y: np.ndarray, trim: float = 0.25, rounds: int = 3
+) -> tuple[float, np.ndarray, float]:
+    """``y ≈ c·x + d`` per channel with one gain ``c`` (Nx3 arrays), by reduced major axis.
+
+    Inside a mark ``I = c·J + d`` with ``c = 1/(1 − α0)`` and ``d = −α0·W/(1 − α0)``; ``x`` are
+    mark pixels, ``y`` their neighbours just outside. Ordinary least squares would shrink ``c``
+    by the correlation of the photo between the two (texture is not the same a few pixels away);
+    the symmetric estimate (ratio of spreads) does not, because the photo's statistics are. The
+    worst-fitting ``trim`` share of pairs (an edge of the photo crossing the outline) is dropped
+    each round. Returns (c, d, spread of x in 0..1 units).
+    """
+    keep = np.ones(len(x), bool)
+    c, d, spread = 1.0, np.zeros(3), 0.0
+    for _ in range(rounds):
+        xs, ys = x[keep], y[keep]
+        mx, my = xs.mean(0), ys.mean(0)
+        sx = float(((xs - mx) ** 2).sum())
+        sy = float(((ys - my) ** 2).sum())
+        cov = float(((xs - mx) * (ys - my)).sum())
+        spread = (sx / max(xs.size, 1)) ** 0.5
+        if sx <= 0 or cov <= 0:
+            return 1.0, my - mx, spread
+        c = (sy / sx) ** 0.5
+        d = my - c * mx
+        resid = np.abs(y - (c * x + d)).sum(1)
+        keep = resid <= np.quantile(resid, 1.0 - trim)
+        if keep.sum() < 8:
+            break
+    return c, d, spread
+
+
 def fit_marks(
     image: np.ndarray,
     mask: np.ndarray,
@@ -114,77 +181,111 @@ def fit_marks(
     options: FitOptions | None = None,
     max_layers: int = 1,
 ) -> list[MarkFit]:
-    """Fit up to ``max_layers`` constant-colour, constant-opacity marks inside ``mask`` of an RGB
-    uint8 crop: one per colour (a logo and its text, two overlapping marks). Solid shapes are
-    disjoint. An empty list: nothing in the mask departs from its surroundings."""
+    """Fit one constant-colour, constant-opacity mark inside ``mask`` of an RGB uint8 crop.
+
+    An empty list: nothing in the mask departs from its surroundings. ``max_layers`` is kept for
+    callers; one layer per region is fitted.
+    """
+    del max_layers
     opt = options or FitOptions()
     j = image.astype(np.float32) / 255.0
-    b0 = background(image, mask, opt.background_radius)
-    cand = mask & (np.linalg.norm(j - b0, axis=-1) > opt.min_change)
+    b = background(image, mask, opt.background_radius)
+    cand = mask & (np.linalg.norm(j - b, axis=-1) > opt.min_change)
     if cand.sum() < opt.min_pixels:
         return []
-    # A tighter hole gives a better background: the pixels that carry no mark are context too.
-    ring = cv2.dilate(cand.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & mask
-    b = background(image, ring, opt.background_radius)
-    # Weight towards the mark's edge, where B is read from just outside: the boundary condition.
-    depth = cv2.distanceTransform(ring.astype(np.uint8), cv2.DIST_L2, 3)
-    weight_map = np.exp(-np.maximum(depth - 1.5, 0.0) / 3.0)
-    change = np.linalg.norm(j - b, axis=-1)
-    k = 2 * opt.edge_px + 1
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    fits: list[MarkFit] = []
-    left = cand & (change > opt.min_change)
-    taken = np.zeros_like(mask)
-    while len(fits) < max_layers and left.sum() >= max(opt.min_pixels, 0.1 * cand.sum()):
-        fit = _fit_layer(j, b, left, ring & ~taken, weight_map, prior_color if not fits else None, opt)
+    flat_j = j.reshape(-1, 3)
+    if _outline_step(flat_j, cand, mask) < opt.min_step_ratio * _photo_step(flat_j, mask):
+        return []  # the candidates' outline steps no more than the photo's own texture does
+    fit = MarkFit(False, "no fit")
+    for _ in range(3):
+        fit = _fit_layer(j, b, flat_j, cand, mask, prior_color, opt)
+        if fit.reason == NO_MARK:
+            return []
         if not fit.ok or fit.solid is None:
-            # The first layer failing sinks the region; a later one leaves its pixels to the inpainter.
-            fits.append(fit if not fits else MarkFit(False, fit.reason, edge=left & mask))
+            # Not explained: the inpainter gets the pixels that depart from their surroundings
+            # (and a rim), not the rest of a rough mask.
+            rim = cv2.dilate(cand.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mask
+            fit = MarkFit(False, fit.reason, edge=rim)
             break
-        fits.append(fit)
-        residual = np.linalg.norm(j - b - fit.alpha0 * (fit.color - b), axis=-1)
-        solid = fit.solid & (residual < 0.5 * change)  # this layer's colour explains these
-        grown = cv2.dilate(solid.astype(np.uint8), disc) > 0
-        edge = mask & grown & ~solid & ~taken
-        fits[-1] = MarkFit(True, "", fit.alpha0, fit.color, solid, edge, fit.explained)
-        taken |= grown
-        left &= ~taken
-    return fits
+        nxt = fit.solid | fit.edge
+        if np.array_equal(nxt, cand):
+            break
+        cand = nxt
+        ring = cv2.dilate(cand.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & mask
+        b = background(image, ring, opt.background_radius)
+    return [fit]
 
 
 def _fit_layer(
     j: np.ndarray,
     b: np.ndarray,
+    flat_j: np.ndarray,
     cand: np.ndarray,
-    allowed: np.ndarray,
-    weight_map: np.ndarray,
+    mask: np.ndarray,
     prior_color: np.ndarray | None,
     opt: FitOptions,
 ) -> MarkFit:
-    """One constant (α0, W) over the candidate pixels ``cand``; its solid shape within ``allowed``."""
-    if prior_color is None:
-        d = (j - b)[cand]
-        mean_dir = (d * np.linalg.norm(d, axis=-1, keepdims=True)).sum(0)
-        prior = _gamut_point(b[cand].mean(0), mean_dir / max(float(np.linalg.norm(mean_dir)), 1e-9))
-    else:
-        prior = np.clip(np.asarray(prior_color, np.float32), 0.0, 1.0)
-    use = cand
-    alpha0, color, explained = 0.0, prior, 0.0
-    for _ in range(3):  # refit on the solid pixels: anti-aliased edges have α < α0
-        alpha0, color, explained = solve_blend(j[use], b[use], weight_map[use], prior, opt.prior_weight)
-        if not 0.01 < alpha0 <= 1.05:
-            return MarkFit(False, f"opacity {alpha0:.2f} out of range")
-        ratio = projected_alpha(j, b, color) / alpha0
-        nxt = cand & (ratio > opt.solid_ratio) & (ratio < 1.0 / opt.solid_ratio)
-        if nxt.sum() < opt.min_pixels or np.array_equal(nxt, use):
-            break
-        use = nxt
-    solid = allowed & (projected_alpha(j, b, color) / alpha0 > opt.solid_ratio)
+    """(α0, W) from the pairs across ``cand``'s outline; the solid shape and rim from them."""
+    p, q = boundary_pairs(cand, ~cand | ~mask)
+    if len(p) < opt.min_pixels:
+        p, q = boundary_pairs(cand, ~cand | ~mask, gap=1.0)
+    if len(p) < opt.min_pixels:
+        return MarkFit(False, "no outline to fit")
+    x, y = flat_j[p].astype(np.float64), flat_j[q].astype(np.float64)
+    c, d, spread = affine_fit(x, y)
+    if spread < opt.min_spread or c <= 1.0:
+        # A flat photo along the outline: the gain is not observable, only J − B's direction is.
+        prior = _prior_color(j, b, cand, prior_color)
+        alpha0, color, _ = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
+        alpha0 = float(np.clip(alpha0, 0.0, 1.0))
+        c = 1.0 / max(1.0 - alpha0, 1e-3)
+        d = y.mean(0) - c * x.mean(0)
+    alpha0 = 1.0 - 1.0 / c
+    if abs(alpha0) < opt.min_alpha and float(np.abs(d).max()) < opt.min_change:
+        return MarkFit(False, NO_MARK)  # the outline carries no step: texture, not a mark
+    if not opt.min_alpha < alpha0 <= 1.0:
+        return MarkFit(False, f"opacity {alpha0:.2f} out of range")
+    color = np.clip(-d / (c - 1.0), 0.0, 1.0).astype(np.float32)
+    before = np.abs(y - x).mean()
+    after = np.abs(y - (c * x + d)).mean()
+    explained = 1.0 - after / max(before, 1e-6)
+    recovered = j * c + d.astype(np.float32)
+    # A pixel carries the mark when its inversion sits closer to the photo around it than it does.
+    marked = np.linalg.norm(recovered - b, axis=-1) < np.linalg.norm(j - b, axis=-1)
+    solid = mask & marked & (projected_alpha(j, b, color) > opt.solid_ratio * alpha0)
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
     if solid.sum() < opt.min_pixels:
         return MarkFit(False, "no solid mark")
     if explained < opt.min_explained:
-        return MarkFit(False, f"fit explains {explained:.2f} of the mark")
-    return MarkFit(True, "", min(alpha0, 1.0), color, solid, None, explained)
+        return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
+    k = 2 * opt.edge_px + 1
+    grown = cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    edge = mask & grown & ~solid
+    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained))
+
+
+def _outline_step(flat_j: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> float:
+    """Mean colour step across the outline of ``inside`` (0 when it has none)."""
+    p, q = boundary_pairs(inside, ~inside | ~mask, gap=1.0)
+    return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
+
+
+def _photo_step(flat_j: np.ndarray, mask: np.ndarray) -> float:
+    """The same step measured between unmasked photo pixels just around the mask: texture's share."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    p, q = boundary_pairs(grown, ~grown)
+    return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
+
+
+def _prior_color(
+    j: np.ndarray, b: np.ndarray, cand: np.ndarray, prior_color: np.ndarray | None
+) -> np.ndarray:
+    """The learned colour when given, else the gamut point in the direction the mark moves pixels."""
+    if prior_color is not None:
+        return np.clip(np.asarray(prior_color, np.float32), 0.0, 1.0)
+    delta = (j - b)[cand]
+    mean_dir = (delta * np.linalg.norm(delta, axis=-1, keepdims=True)).sum(0)
+    return _gamut_point(b[cand].mean(0), mean_dir / max(float(np.linalg.norm(mean_dir)), 1e-9))
 
 
 def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:

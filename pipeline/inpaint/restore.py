@@ -15,6 +15,7 @@ Then, inside the mask:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
@@ -62,8 +63,8 @@ class RestoreInpainter:
                 notes.append(f"{region.bbox}: no mark")
                 continue
             failed = fits[0].reason if not fits[0].ok else None
-            if failed is not None:  # a mark we cannot explain: inpaint the whole region
-                hole[y0:y1, x0:x1] |= own
+            if failed is not None:  # a mark we cannot explain: inpaint what departs from its surroundings
+                hole[y0:y1, x0:x1] |= own if fits[0].edge is None else fits[0].edge & own
                 notes.append(f"{region.bbox}: {failed}")
                 continue
             recovered, region_hole, note = self._apply(crop, fits, own)
@@ -92,7 +93,7 @@ class RestoreInpainter:
             solid, edge = fit.solid & own, fit.edge & own
             hole |= edge
             if fit.alpha0 >= self.alpha_ceiling:
-                hole |= solid
+                hole |= cv2.dilate(solid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & own
                 notes.append(f"opaque α0 {fit.alpha0:.2f}")
                 continue
             recovered = invert(crop, fit.alpha0, fit.color)
