@@ -56,6 +56,7 @@ class FitOptions:
     prior_weight: float = 0.02  # strength of the W prior, relative to the data's weight
     background_radius: int = 5
     min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
+    flat_min_alpha: float = 0.75  # on a flat outline only a (near-)opaque guess is trusted: it is inpainted
     min_alpha: float = 0.03  # opacity below which the outline shows no mark
     min_spread: float = (
         0.02  # std (0..1) of the mark's pixels along its outline below which the gain is not observable
@@ -238,6 +239,8 @@ def _fit_layer(
         prior = _prior_color(j, b, cand, prior_color)
         alpha0, color, _ = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
         alpha0 = float(np.clip(alpha0, 0.0, 1.0))
+        if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
+            return MarkFit(False, f"opacity not observable on a flat outline (guess {alpha0:.2f})")
         c = 1.0 / max(1.0 - alpha0, 1e-3)
         d = y.mean(0) - c * x.mean(0)
     alpha0 = 1.0 - 1.0 / c
