@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
 NO_MARK = "no mark"
 
 
@@ -191,11 +190,20 @@ def fit_marks(
     opt = options or FitOptions()
     j = image.astype(np.float32) / 255.0
     b = background(image, mask, opt.background_radius)
-    cand = mask & (np.linalg.norm(j - b, axis=-1) > opt.min_change)
-    if cand.sum() < opt.min_pixels:
-        return []
     flat_j = j.reshape(-1, 3)
-    if _outline_step(flat_j, cand, mask) < opt.min_step_ratio * _photo_step(flat_j, mask):
+    change = np.linalg.norm(j - b, axis=-1)
+    texture = _photo_step(flat_j, mask)
+    # Over a wide (rough) hole the fill misses texture, so "departs from B" catches clean pixels too:
+    # of a few thresholds keep the candidate set whose outline steps most above the photo's texture.
+    best, cand = 0.0, np.zeros_like(mask)
+    for k in (1.0, 2.0, 3.0):
+        trial = mask & (change > k * opt.min_change)
+        if trial.sum() < opt.min_pixels:
+            break
+        ratio = _outline_step(flat_j, trial, mask) / max(texture, 1e-6)
+        if ratio > best:
+            best, cand = ratio, trial
+    if best < opt.min_step_ratio:
         return []  # the candidates' outline steps no more than the photo's own texture does
     fit = MarkFit(False, "no fit")
     for _ in range(3):
