@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from app.admission import admit
 from app.deps import ContextDep, JobsDep, MetricsDep, RequestContext, ServiceDep, SettingsDep
 from app.errors import ERROR_RESPONSES, NotReadyError, error_body
 from app.forms import options_form
@@ -232,11 +233,19 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
 
 
 async def _respond(
-    ctx: RequestContext, image: UploadFile, work: Callable[[], _Output], suffix: str
+    ctx: RequestContext,
+    image: UploadFile,
+    work: Callable[[], _Output],
+    suffix: str,
+    *,
+    inpainter: str | None,
+    fmt: str | None,
 ) -> Response:
-    """Run ``work`` as a job within the request's time budget and answer with its image."""
+    """Admit the request by its cost, run ``work`` as a job within the request's time budget and
+    answer with its image. ``inpainter``/``fmt``: see ``app.admission.admit``."""
     _require_content(image)
-    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings))
+    cost = await admit(ctx.service, ctx.settings, image.file, inpainter=inpainter, fmt=fmt)
+    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings), cost=cost)
     ctx.metrics.observe_stages({"queue": queued, **out.timings})
     if out.inpainter:
         ctx.metrics.coverage.observe(out.coverage)
@@ -278,7 +287,7 @@ async def remove(
     ctx.service.check(opts)  # before the job takes a queue slot
     user_mask = None if _is_blank_upload(mask) else mask
     work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt)  # noqa: E731
-    return await _respond(ctx, image, work, io.file_suffix(fmt))
+    return await _respond(ctx, image, work, io.file_suffix(fmt), inpainter=opts.inpainter or "", fmt=fmt)
 
 
 @v1.post(
@@ -291,9 +300,8 @@ async def segment(
 ) -> Response:
     """Return the refined mask the remover would use: 8-bit PNG, 255 = watermark, same size."""
     ctx.service.check(opts)
-    return await _respond(
-        ctx, image, lambda: _segment_job(ctx.service, ctx.settings, image, opts), "-mask.png"
-    )
+    work = lambda: _segment_job(ctx.service, ctx.settings, image, opts)  # noqa: E731
+    return await _respond(ctx, image, work, "-mask.png", inpainter=None, fmt=None)
 
 
 @v1.get(
@@ -332,8 +340,10 @@ async def info(request: Request, service: ServiceDep, settings: SettingsDep) -> 
     )
 
 
-@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
+# GET is registered before HEAD: a 405 (OPTIONS...) names the first route matching the path in
+# its Allow header, which must be the documented method (HEAD is implied by GET, RFC 9110).
 @ops.head("/healthz", response_model=HealthResponse, include_in_schema=False)
+@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
 async def healthz() -> HealthResponse:
     """Answers as long as the event loop runs, whatever the models' state."""
     return HealthResponse(status="ok")
@@ -357,7 +367,10 @@ async def readyz(request: Request) -> HealthResponse | JSONResponse:
 @ops.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}},
+        401: ERROR_RESPONSES[401],
+    },
     summary="Prometheus metrics",
 )
 async def prometheus_metrics(metrics: MetricsDep, jobs: JobsDep) -> Response:

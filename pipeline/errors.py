@@ -13,9 +13,11 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidMaskError",
     "InvalidParameterError",
+    "JobCancelledError",
     "MarklessError",
     "ModelNotAvailableError",
     "UnsupportedImageError",
+    "quote",
 ]
 
 
@@ -41,3 +43,18 @@ class InvalidParameterError(MarklessError):
     """An option is out of range or unknown (threshold, dilation, inpainter name, format...)."""
 
     code = "invalid_parameter"
+
+
+class JobCancelledError(MarklessError):
+    """The job was stopped at a stage boundary: its client left or its time ran out."""
+
+    code = "cancelled"
+
+
+def quote(value: object, limit: int = 40) -> str:
+    """``repr`` of a caller's value for an error message, cut to ``limit`` characters.
+
+    Messages name the offending value to be useful, but must never echo a long input back.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

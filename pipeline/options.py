@@ -15,7 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import InvalidParameterError
+from pipeline.errors import InvalidParameterError, quote
 
 MAX_DILATE_PX = 256
 MAX_SEED = 2**63 - 1
@@ -36,7 +36,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "value"
-        parts.append(f"{name}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error.get('input')!r}")
+        parts.append(f"{name}: {error['msg'][0].lower()}{error['msg'][1:]}, got {quote(error.get('input'))}")
     return "; ".join(parts)
 
 
