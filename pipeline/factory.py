@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
-from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter
+from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter, uses_decomposition
 from pipeline.masks import MaskRefiner
 from pipeline.options import describe_validation_error
 from pipeline.remover import Remover
@@ -34,6 +34,16 @@ def resolve_inpainter_name(
     """
     del heads, diffusion_model, device
     return "restore" if name == "auto" else name
+
+
+def default_uses_decomposition(config: ModelSettings) -> bool:
+    """Whether ``config``'s default inpainter (``auto`` resolved) reads the segmenter's maps with a
+    given mask (unblend needs them, restore takes the colour head as a prior): then the segmenter
+    is loaded even when every mask is supplied."""
+    name = resolve_inpainter_name(
+        config.inpainter, diffusion_model=config.diffusion_model, device=config.device
+    )
+    return uses_decomposition(name)
 
 
 def build_remover(

@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.inpaint.base import InpaintRequest, build_inpainter
+from pipeline.cancel import CancelToken, reset_token, use_token
+from pipeline.errors import JobCancelledError
+from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
 from pipeline.inpaint.fit import fit_marks
 from pipeline.inpaint.restore import RestoreInpainter
 from tests.test_unblend import RecordingFill
@@ -115,3 +117,25 @@ def test_registered_and_unmarked_mask_changes_nothing() -> None:
     mask[20:60, 20:80] = True
     stage = build_inpainter("restore")
     np.testing.assert_array_equal(stage.inpaint(InpaintRequest(photo, mask)), photo)
+
+
+def test_a_cancelled_job_stops_before_the_fallback_fill() -> None:
+    """The inversion and the fill are separate stages: a job nobody waits for skips the fill."""
+    photo = _textured()
+    shape = _mark_shape()
+    marked = _blend(photo, shape, (0.0, 0.0, 0.0))  # opaque: the fill has work to do
+    fallback = RecordingFill()
+    token = CancelToken()
+    token.cancel("test")
+    previous = use_token(token)
+    try:
+        with pytest.raises(JobCancelledError):
+            RestoreInpainter(fallback).inpaint(InpaintRequest(marked, shape > 0))
+    finally:
+        reset_token(previous)
+    assert not fallback.masks
+
+
+def test_restore_and_unblend_declare_that_they_read_the_decomposition_maps() -> None:
+    assert uses_decomposition("restore") and uses_decomposition("unblend")
+    assert not uses_decomposition("opencv") and not uses_decomposition("no-such-inpainter")

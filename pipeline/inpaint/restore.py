@@ -18,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
 from pipeline.inpaint.fit import FitOptions, MarkFit, fit_marks, invert
@@ -54,6 +55,7 @@ class RestoreInpainter:
         hole = np.zeros_like(mask)
         notes: list[str] = []
         for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
+            checkpoint()  # each region's fit is a stage of its own on a large, many-marked photo
             x0, y0, x1, y1 = region.crop
             crop, crop_mask, own = image[y0:y1, x0:x1], mask[y0:y1, x0:x1], region.own
             fits = fit_marks(
@@ -110,6 +112,7 @@ class RestoreInpainter:
         recovered, hole, _ = self.plan(request)
         if not hole.any():
             return recovered
+        checkpoint()  # between the inversion and the fill, the fallback's own cost still ahead
         filled = self.fallback.inpaint(InpaintRequest(image=recovered, mask=hole, options=request.options))
         return np.where(hole[..., None], filled, recovered).astype(np.uint8)
 
