@@ -210,6 +210,7 @@ def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from pipeline import io
+    from pipeline.factory import default_uses_decomposition
 
     settings = _settings(args)
     options = _options(args, RemoveOptions)
@@ -227,7 +228,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     outputs = [image_out, mask_out] if masks_dir else [image_out]
     check_writes(files, outputs, also_inputs=masks.files(), overwrite=args.overwrite)
-    needs_segmenter = args.mask is None or args.inpainter == "unblend"
+    needs_segmenter = args.mask is None or default_uses_decomposition(settings)
     remover = _remover(args, with_segmenter=needs_segmenter)
     out_dir.mkdir(parents=True, exist_ok=True)
     if masks_dir:
@@ -423,3 +424,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"markless: no such file: {exc.filename or exc}", file=sys.stderr)
         code = 2
     raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

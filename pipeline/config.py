@@ -31,8 +31,8 @@ class ModelSettings(BaseModel):
     )
     inpainter: str = Field(
         "auto",
-        description="Default inpainter for requests: 'auto' (unblend with decomposition heads, else "
-        "diffusion on a GPU when a diffusion model is configured, else opencv), or a registered name.",
+        description="Default inpainter for requests: 'auto' (restore: invert translucent marks, fill "
+        "the rest with diffusion when a model is configured, else opencv), or a registered name.",
     )
     diffusion_model: str | None = Field(
         None,

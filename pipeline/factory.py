@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
-from pipeline.device import resolve_device
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
-from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter
+from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter, uses_decomposition
 from pipeline.masks import MaskRefiner
 from pipeline.options import describe_validation_error
 from pipeline.remover import Remover
@@ -28,23 +27,30 @@ def resolve_inpainter_name(
 ) -> str:
     """Resolve ``auto``.
 
-    With decomposition heads, ``unblend`` (it recovers translucent marks and hands the opaque
-    core to the generative stage); otherwise ``diffusion`` when a model is configured and a GPU
-    will run it, else ``opencv``.
+    ``restore``: it fits each mark's opacity and colour from the image (the decomposition heads,
+    when loaded, are only its prior), inverts translucent marks, leaves unmarked pixels of a rough
+    mask alone and hands opaque cores to the best fill we have (diffusion when a model is
+    configured, else opencv). ``heads``, ``diffusion_model`` and ``device`` are kept for callers.
     """
-    if name != "auto":
-        return name
-    if set(heads) >= DECOMPOSITION_HEADS:
-        return "unblend"
-    gpu = device.startswith("cuda") or resolve_device(device) != "cpu"
-    return "diffusion" if diffusion_model and gpu else "opencv"
+    del heads, diffusion_model, device
+    return "restore" if name == "auto" else name
+
+
+def default_uses_decomposition(config: ModelSettings) -> bool:
+    """Whether ``config``'s default inpainter (``auto`` resolved) reads the segmenter's maps with a
+    given mask (unblend needs them, restore takes the colour head as a prior): then the segmenter
+    is loaded even when every mask is supplied."""
+    name = resolve_inpainter_name(
+        config.inpainter, diffusion_model=config.diffusion_model, device=config.device
+    )
+    return uses_decomposition(name)
 
 
 def build_remover(
     config: ModelSettings | None = None,
     *,
     with_segmenter: bool = True,
-    extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion"),
+    extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion", "restore"),
     **overrides: Any,
 ) -> Remover:
     """Load the segmenter (refusing to run without real weights) and the inpainters.
@@ -92,6 +98,10 @@ def build_remover(
             "unblend",
             fallback=inpainters.get("diffusion", inpainters["opencv"]),
             verifier=lambda image: detector.predict(image).prob,
+        )
+    if "restore" in wanted:
+        inpainters["restore"] = build_inpainter(
+            "restore", fallback=inpainters.get("diffusion", inpainters["opencv"])
         )
     refiner = MaskRefiner(
         threshold=cfg.threshold,

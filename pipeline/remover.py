@@ -130,6 +130,7 @@ class Remover:
                 if segmentation is not None:
                     aux = segmentation
                 elif self.segmenter is not None:
+                    checkpoint()
                     with _timed(timings, "segment"):
                         aux = self.segmenter.predict(image)
         presence = aux.presence if aux is not None else None

@@ -59,6 +59,21 @@ def test_remove_with_user_mask_folder(folder: Path, tmp_path: Path, tiny_segment
     assert result.shape == (240, 320, 3)
 
 
+def test_given_masks_load_the_segmenter_only_for_an_inpainter_that_reads_its_maps(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --mask, opencv needs no segmenter; restore (the default) takes its colour head as a prior."""
+    masks = tmp_path / "given"
+    masks.mkdir()
+    m = np.zeros((240, 320), np.uint8)
+    m[50:90, 60:200] = 255
+    Image.fromarray(m).save(masks / "a.png")
+    common = [str(folder / "a.jpg"), "--mask", str(masks), "--segmenter", str(tmp_path / "none")]
+    assert _run(["remove", *common, "-o", str(tmp_path / "o1"), "--inpainter", "opencv"]) == 0
+    assert _run(["remove", *common, "-o", str(tmp_path / "o2")]) == 2
+    assert "no segmenter weights" in capsys.readouterr().err
+
+
 def test_segment_writes_8bit_masks(folder: Path, tmp_path: Path, tiny_segmenter_dir: Path) -> None:
     out = tmp_path / "seg"
     code = _run(["segment", str(folder / "b.png"), "-o", str(out), "--segmenter", str(tiny_segmenter_dir)])

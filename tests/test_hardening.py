@@ -24,6 +24,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.admission import INPAINT_PASSES, MP, estimate_work
 from app.cli import MaskSource
 from app.cli import main as cli_main
 from app.jobs import CLIENT_GONE, JobQueue
@@ -34,6 +35,7 @@ from pipeline import io as pio
 from pipeline.cancel import CancelToken, checkpoint, reset_token, use_token
 from pipeline.errors import InvalidMaskError, JobCancelledError, UnsupportedImageError
 from pipeline.factory import build_remover
+from pipeline.inpaint.base import available_inpainters
 from pipeline.remover import Remover
 from tests.test_api import GateInpainter, assert_error, big_mask, encode_image, gated_remover, png_claiming
 
@@ -284,6 +286,13 @@ def test_work_over_the_per_request_budget_is_413(
         client.post("/v1/remove", files={"image": ("a.png", encode_image(small))}), 413, "too_much_work"
     )
     assert "per-request" in body["error"]["message"]
+
+
+def test_every_registered_inpainter_has_a_measured_cost() -> None:
+    """A new restoration must say what it costs, not be priced silently as the worst one."""
+    assert set(INPAINT_PASSES) == set(available_inpainters())
+    one_mp = {"segment_pixels": 0, "max_coverage": 1.0}
+    assert estimate_work(MP, inpainter="restore", **one_mp) > estimate_work(MP, inpainter="opencv", **one_mp)
 
 
 def test_work_over_the_total_budget_is_503_naming_it(

@@ -71,17 +71,13 @@ def test_missing_weights_are_refused(tmp_path: Path) -> None:
         build_remover(segmenter=tmp_path / "nothing-here")
 
 
-def test_auto_picks_unblend_with_decomposition_heads() -> None:
-    assert (
-        resolve_inpainter_name("auto", diffusion_model=None, device="cpu", heads=("mask", "alpha", "color"))
-        == "unblend"
-    )
-    assert resolve_inpainter_name("auto", diffusion_model="x", device="cpu", heads=("mask",)) == "opencv"
-    assert resolve_inpainter_name("auto", diffusion_model="x", device="cuda", heads=("mask",)) == "diffusion"
+def test_auto_picks_restore() -> None:
+    assert resolve_inpainter_name("auto", diffusion_model=None, device="cpu", heads=("mask",)) == "restore"
+    assert resolve_inpainter_name("auto", diffusion_model="x", device="cuda", heads=("mask",)) == "restore"
     assert resolve_inpainter_name("opencv", diffusion_model="x", device="cuda") == "opencv"
 
 
-@pytest.mark.parametrize("inpainter", ["opencv", "unblend"])
+@pytest.mark.parametrize("inpainter", ["opencv", "unblend", "restore"])
 def test_remover_never_changes_pixels_outside_the_mask(
     tiny_segmenter_dir: Path, photo: np.ndarray, inpainter: str
 ) -> None:

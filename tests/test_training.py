@@ -99,9 +99,18 @@ def test_eval_reports_every_mode(tmp_path: Path, tiny_segmenter_dir: Path) -> No
 
     root = write_dataset(tmp_path / "set", 3, seed=1, size=(96, 96), pool=AssetPool.builtin())
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
-    metrics = evaluate(remover, root, modes=["opencv", "unblend"], report_dir=tmp_path / "report")
+    metrics = evaluate(
+        remover,
+        root,
+        modes=["opencv", "unblend", "restore"],
+        report_dir=tmp_path / "report",
+        mask_kinds=("exact", "rough", "predicted"),
+    )
     assert metrics["images"] == 3
-    assert set(metrics["restoration"]) == {"input", "opencv", "unblend"}
+    assert set(metrics["restoration"]) == {"input", "opencv", "unblend", "restore"}
+    assert set(metrics["restoration_by_mask"]) == {"exact", "rough", "predicted"}
+    exact = metrics["restoration_by_mask"]["exact"]
+    assert exact["opencv"]["psnr_mask"] > exact["input"]["psnr_mask"]  # the true mask is restored
     assert 0.0 <= metrics["mask"]["f1"] <= 1.0
     assert (tmp_path / "report" / "worst.png").stat().st_size > 0
 

@@ -92,6 +92,14 @@ def register(
     p.add_argument("--report", default=None, metavar="DIR", help="write metrics.json and worst.png here")
     p.add_argument("-o", "--output", default=None, help="write the metrics JSON to this file")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument(
+        "--mask-kinds",
+        nargs="+",
+        default=["predicted"],
+        choices=("exact", "rough", "predicted"),
+        help="masks handed to the restorations: the true one, the true one grown, the segmenter's",
+    )
+    p.add_argument("--rough-px", type=int, default=6, help="how far a rough mask grows the true one (pixels)")
     add_model_options(p)
     p.set_defaults(func=lambda args: _eval(args, build_remover, print_report))
 
@@ -122,6 +130,8 @@ def _eval(
         report_dir=args.report,
         limit=args.limit,
         clean_dirs=[Path(d) for d in args.clean],
+        mask_kinds=args.mask_kinds,
+        rough_px=args.rough_px,
     )
     return print_report(metrics, args.output)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,36 @@ import torch
 from skimage.metrics import structural_similarity
 
 from pipeline import io
+from pipeline.errors import InvalidParameterError
+from pipeline.masks import dilate as grow_mask
 from pipeline.remover import Remover
 from training.metrics import mask_metrics
 
 BASELINE = "input"
+MASK_KINDS = ("exact", "rough", "predicted")
+ROUGH_PX = 6  # a brush stroke or generous dilation: the true mask grown by this many pixels
 FALSE_ALARM_COVERAGE = 0.001
 """A clean photo counts as a false alarm when its mask covers more than this share of its pixels."""
 WORSE_DB = 0.5
 """A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
+
+
+def restoration_masks(
+    kinds: Sequence[str], truth: np.ndarray, predicted: np.ndarray, rough_px: int = ROUGH_PX
+) -> dict[str, np.ndarray]:
+    """The masks each restoration is handed: the true one, the true one grown (rough), the predicted one."""
+    unknown = set(kinds) - set(MASK_KINDS)
+    if unknown:
+        raise InvalidParameterError(f"unknown mask kind(s) {sorted(unknown)}; choose from {MASK_KINDS}")
+    out = {}
+    for kind in kinds:
+        if kind == "exact":
+            out[kind] = truth
+        elif kind == "rough":
+            out[kind] = grow_mask(truth.astype(np.uint8), rough_px).astype(bool)
+        else:
+            out[kind] = predicted
+    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -144,20 +167,30 @@ def evaluate(
     worst: int = 8,
     limit: int | None = None,
     clean_dirs: list[Path] | None = None,
+    mask_kinds: Sequence[str] = ("predicted",),
+    rough_px: int = ROUGH_PX,
 ) -> dict[str, Any]:
-    """Run segmentation once per image and every restoration mode on its mask; return metrics.
+    """Run segmentation once per image and every restoration mode on every mask kind; return metrics.
 
     ``root``: a set laid out as ``input/ mask/ clean/`` (or ``None``); ``clean_dirs``: folders of
     photos without a mark, evaluated for harm only. ``limit`` caps each of the two.
+    ``mask_kinds``: which masks restorations are handed (``MASK_KINDS``): ``restoration_by_mask``
+    and ``harm_by_mask`` hold one table per kind; ``restoration`` and ``harm`` are the
+    predicted-mask ones (or the first kind's). Photos without a mark only get the predicted mask
+    (an exact or grown empty mask asks for nothing).
     """
     modes = modes or sorted(remover.inpainters)
     pairs = (_pairs(Path(root))[:limit] if root is not None else []) + _clean_inputs(clean_dirs or [])[:limit]
     if not pairs:
         raise FileNotFoundError("nothing to evaluate: give a dataset folder or clean photo folders")
     counts = mask_metrics()
-    harm = _HarmStats()
     raw_counts = mask_metrics()
-    stats = {m: _ModeStats() for m in [BASELINE, *modes]}
+    kinds = list(dict.fromkeys(mask_kinds)) or ["predicted"]
+    restoration_masks(kinds, np.zeros((1, 1), bool), np.zeros((1, 1), bool))  # validate early
+    primary = "predicted" if "predicted" in kinds else kinds[0]
+    harm = {k: _HarmStats() for k in kinds}
+    by_kind = {k: {m: _ModeStats() for m in modes} for k in kinds}
+    stats = {BASELINE: _ModeStats()}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for inp, mask_path, clean_path in pairs:
         image = io.read_image_file(inp).rgb
@@ -169,24 +202,30 @@ def evaluate(
         mask, seg = remover.segment(image)
         if seg.presence is not None:
             ungated = remover.refiner.refine(seg.prob).mean() > FALSE_ALARM_COVERAGE
-            harm.decisions.append((seg.presence, bool(ungated), bool(truth.any())))
+            harm[primary].decisions.append((seg.presence, bool(ungated), bool(truth.any())))
         raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
         counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
         stats[BASELINE].psnr.append(psnr(image, clean))
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
-        outputs: dict[str, np.ndarray] = {}
-        for mode in modes:
-            result = remover.remove(image, mask, inpainter=mode, seed=0, segmentation=seg).image
-            stats[mode].psnr.append(psnr(result, clean))
-            stats[mode].psnr_mask.append(psnr(result, clean, truth))
-            stats[mode].ssim.append(ssim(result, clean))
-            outputs[mode] = result
-        if truth.any():
-            harm.add_marked(outputs, image, clean)
-        else:
-            harm.add_clean(mask, outputs, image)
-        default_result = outputs.get(remover.default_inpainter, outputs[modes[0]])
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        for kind, given in restoration_masks(kinds, truth, mask, rough_px).items():
+            if not truth.any() and kind != "predicted":
+                continue
+            outputs[kind] = {}
+            for mode in modes:
+                result = remover.remove(image, given, inpainter=mode, seed=0, segmentation=seg).image
+                mode_stats = by_kind[kind][mode]
+                mode_stats.psnr.append(psnr(result, clean))
+                mode_stats.psnr_mask.append(psnr(result, clean, truth))
+                mode_stats.ssim.append(ssim(result, clean))
+                outputs[kind][mode] = result
+            if truth.any():
+                harm[kind].add_marked(outputs[kind], image, clean)
+            else:
+                harm[kind].add_clean(mask, outputs[kind], image)
+        last = outputs[next(reversed(outputs))] if outputs else {modes[0]: image}
+        default_result = last.get(remover.default_inpainter, next(iter(last.values())))
         cases.append((psnr(default_result, clean), inp.name, image, mask, truth, default_result))
     metrics: dict[str, Any] = {
         "dataset": str(root) if root is not None else None,
@@ -196,8 +235,17 @@ def evaluate(
         "dilate": remover.refiner.dilate,
         "mask": {k: float(v) for k, v in raw_counts.compute().items()},
         "mask_refined": {k: float(v) for k, v in counts.compute().items()},
-        "restoration": {m: s.summary() for m, s in stats.items()},
-        "harm": harm.summary(),
+        "restoration": {
+            BASELINE: stats[BASELINE].summary(),
+            **{m: s.summary() for m, s in by_kind[primary].items()},
+        },
+        "restoration_by_mask": {
+            k: {BASELINE: stats[BASELINE].summary(), **{m: s.summary() for m, s in per.items()}}
+            for k, per in by_kind.items()
+        },
+        "rough_px": rough_px,
+        "harm": harm[primary].summary(),
+        "harm_by_mask": {k: h.summary() for k, h in harm.items()},
         "default_inpainter": remover.default_inpainter,
     }
     if report_dir is not None:

@@ -61,6 +61,14 @@ def available_inpainters() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def uses_decomposition(name: str) -> bool:
+    """Whether the registered inpainter ``name`` reads the segmenter's maps (opacity, colour) even
+    when the mask is given, so a caller that supplies masks must still load the segmenter for it.
+    Read from the class, before anything is built; an unknown name reads none."""
+    _import_builtin()
+    return bool(getattr(_REGISTRY.get(name), "uses_decomposition", False))
+
+
 def build_inpainter(name: str, **kwargs: Any) -> Inpainter:
     """Build a registered inpainter; unknown names are the caller's error."""
     _import_builtin()
@@ -81,4 +89,5 @@ def _import_builtin() -> None:
     """
     import pipeline.inpaint.diffusion
     import pipeline.inpaint.opencv
+    import pipeline.inpaint.restore
     import pipeline.inpaint.unblend  # noqa: F401

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
-from training.assets.manifest import MANIFEST_NAME, default_assets_dir
+from training.assets.manifest import MANIFEST_NAME, default_assets_dir, photos_in_dirs
 from training.synth.config import SynthConfig
 from training.synth.generator import SynthSample, WatermarkSynth
 from training.synth.pool import AssetPool
@@ -117,8 +117,30 @@ def contact_sheet(
     return path
 
 
+def _pool_for(assets: Path | None, split: str, photos: Sequence[Path]) -> AssetPool | None:
+    """The asset cache's ``split`` plus the photo folders; photos alone take the built-in marks when
+    no cache exists (a restoration set needs real backgrounds, not the downloaded marks)."""
+    if assets is not None:
+        return AssetPool.from_manifest(assets, split, photos)
+    if not photos:
+        return None
+    if (default_assets_dir() / MANIFEST_NAME).is_file():
+        return AssetPool.from_manifest(default_assets_dir(), split, photos)
+    return AssetPool.builtin(photos_in_dirs(photos, split))
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    """Generator overrides from YAML (e.g. a restoration set: normal blend, translucent logos + text)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"{path}: synth config must be a YAML mapping")
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR]``."""
+    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR] [--config YAML]``."""
     import argparse
     import sys
 
@@ -148,14 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="a folder of clean real photos to add to the backgrounds (its --split share; repeatable)",
     )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML mapping of generator overrides (SynthConfig fields)"
+    )
     args = parser.parse_args(argv)
     try:
-        if args.assets:
-            pool = AssetPool.from_manifest(args.assets, args.split, args.photos)
-        elif args.photos:
-            pool = AssetPool.from_manifest(default_assets_dir(), args.split, args.photos)
-        else:
-            pool = None
+        config = _load_config(args.config) if args.config else None
+        pool = _pool_for(args.assets, args.split, args.photos)
         out = write_dataset(
             args.out,
             args.n,
@@ -163,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             split=args.split,
             size=None if args.full_size else tuple(args.size),
             pool=pool,
+            config=config,
         )
     except MarklessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -1,0 +1,308 @@
+"""Estimate a translucent mark's opacity and colour from the image itself, one region at a time.
+
+A mark composites as ``J = (1 − α)·I + α·W``. Real marks are one colour or a few (W nearly
+constant per region), and their opacity is a shape times a constant (α = α0·s, s ∈ {0, 1} inside
+and out, anti-aliased in a thin edge). So per region we estimate:
+
+1. a background ``B`` under the mask from its surroundings (fast marching fill);
+2. the mark's pixels: where ``J`` departs from ``B`` (the rest of a rough mask carries no mark);
+3. α0 and W jointly by linear least squares on ``J − B = α0·(W − B)``, weighted towards the
+   mark's edges, where ``B`` (read from just outside) is the photo itself: that is the opacity and
+   colour under which the recovered photo continues smoothly across the mark's boundary. When the
+   background under the mark is one colour, α0 and W are not separable from ``J`` alone; a weak
+   prior on W (the learned colour head, else the most saturated colour in the direction the mark
+   moves the pixels) settles it, and then any pair on that line inverts to the same photo;
+4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection.
+
+Every fit reports how much of ``J − B`` it explains on the pixels it was fitted to, and whether
+its inversion stays in gamut; callers fall back to inpainting where it does not hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+NO_MARK = "no mark"
+
+
+@dataclass(frozen=True)
+class MarkFit:
+    """The fit of one region (crop coordinates). ``ok`` False: do not invert; ``reason`` says why."""
+
+    ok: bool
+    reason: str
+    alpha0: float = 0.0
+    color: np.ndarray | None = None  # (3,) float32 in [0, 1]
+    solid: np.ndarray | None = None  # bool: the mark at full opacity α0
+    edge: np.ndarray | None = None  # bool: the anti-aliased rim around ``solid`` (no reliable α)
+    explained: float = 0.0  # weighted R² of the fit on its own pixels
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Thresholds of the fit; the defaults hold for 8-bit photos and are not tuned to any set."""
+
+    min_change: float = 0.04  # |J − B| (RGB L2, 0..1) that counts as marked: ~6 levels per channel
+    min_pixels: int = 12  # fewer candidate pixels: no mark to fit
+    edge_px: int = 1  # rim width handed to the inpainter around the solid shape
+    solid_ratio: float = 0.5  # α/α0 above which a pixel is part of the solid shape
+    min_explained: float = 0.6  # weighted R² below which the fit is rejected
+    max_out_of_gamut: float = 0.1  # share of inverted solid pixels outside [0, 1] that rejects the fit
+    gamut_tolerance: float = 0.08
+    prior_weight: float = 0.02  # strength of the W prior, relative to the data's weight
+    background_radius: int = 5
+    min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
+    flat_min_alpha: float = 0.75  # on a flat outline only a (near-)opaque guess is trusted: it is inpainted
+    min_alpha: float = 0.03  # opacity below which the outline shows no mark
+    min_spread: float = (
+        0.02  # std (0..1) of the mark's pixels along its outline below which the gain is not observable
+    )
+
+
+def background(image: np.ndarray, hole: np.ndarray, radius: int) -> np.ndarray:
+    """Float RGB (0..1) of ``image`` with ``hole`` filled from its surroundings (Telea)."""
+    filled = cv2.inpaint(image, hole.astype(np.uint8), float(radius), cv2.INPAINT_TELEA)
+    return filled.astype(np.float32) / 255.0
+
+
+def _gamut_point(base: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where the ray ``base + t·direction`` (t > 0) leaves the RGB cube."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_hi = np.where(direction > 1e-6, (1.0 - base) / direction, np.inf)
+        t_lo = np.where(direction < -1e-6, -base / direction, np.inf)
+    t = float(min(t_hi.min(), t_lo.min()))
+    return np.clip(base + (t if np.isfinite(t) else 0.0) * direction, 0.0, 1.0)
+
+
+def solve_blend(
+    j: np.ndarray, b: np.ndarray, weight: np.ndarray, prior: np.ndarray, prior_weight: float
+) -> tuple[float, np.ndarray, float]:
+    """Least-squares α0 and W with ``J − B = α0·(W − B)`` over N pixels (Nx3 arrays).
+
+    Linear in (α0, v = α0·W): each channel gives ``−B_c·α0 + v_c = J_c − B_c``. The prior adds
+    ``v − α0·prior = 0`` rows, which only matter where the data leaves a direction free (a
+    one-colour background). Returns (α0, W, weighted R²).
+    """
+    n = j.shape[0]
+    rows = np.zeros((n, 3, 4), np.float64)
+    rows[:, :, 0] = -b
+    rows[:, 0, 1] = rows[:, 1, 2] = rows[:, 2, 3] = 1.0
+    target = (j - b).astype(np.float64)
+    w = weight.astype(np.float64)[:, None, None]
+    ata = np.einsum("nci,ncj->ij", rows * w, rows)
+    atb = np.einsum("nci,nc->i", rows * w, target)
+    lam = prior_weight * float(w.sum())
+    p_rows = np.zeros((3, 4))
+    p_rows[:, 0] = -prior
+    p_rows[:, 1:] = np.eye(3)
+    ata += lam * p_rows.T @ p_rows
+    x = np.linalg.solve(ata + 1e-9 * np.eye(4), atb)
+    alpha0 = float(x[0])
+    color = x[1:] / alpha0 if abs(alpha0) > 1e-6 else prior.astype(np.float64)
+    pred = rows @ x
+    ss_res = float((w[:, :, 0] * (target - pred) ** 2).sum())
+    ss_tot = float((w[:, :, 0] * target**2).sum())
+    return alpha0, np.clip(color, 0.0, 1.0).astype(np.float32), 1.0 - ss_res / max(ss_tot, 1e-12)
+
+
+def projected_alpha(j: np.ndarray, b: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """Per-pixel α from ``J − B = α·(W − B)`` (projection on W − B), not clipped."""
+    d = color - b
+    return ((j - b) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-4)
+
+
+def boundary_pairs(
+    inside: np.ndarray, usable: np.ndarray, gap: float = 2.0, depth: float = 4.0, reach: float = 8.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel pairs across the outline of ``inside``: each interior pixel (``gap``..``depth`` px in)
+    with its nearest ``usable`` pixel at least ``gap`` px outside. Both sit clear of the
+    anti-aliased rim, and they are a few pixels apart, so the photo under them is statistically the
+    same: that is what ties the mark's opacity and colour to the photo around it.
+
+    Returns flat indices (p, q) into the crop.
+    """
+    inner = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
+    outer = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3)
+    p_sel = (inner >= gap) & (inner < depth)
+    q_ok = usable & ~inside & (outer >= gap)
+    if not p_sel.any() or not q_ok.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist, labels = cv2.distanceTransformWithLabels(
+        (~q_ok).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    zy, zx = np.nonzero(q_ok)
+    flat_of_label = np.zeros(int(labels.max()) + 1, np.int64)
+    flat_of_label[labels[zy, zx]] = zy * inside.shape[1] + zx
+    p_sel &= dist <= reach
+    py, px = np.nonzero(p_sel)
+    return py * inside.shape[1] + px, flat_of_label[labels[py, px]]
+
+
+def affine_fit(
+    x: np.ndarray, y: np.ndarray, trim: float = 0.25, rounds: int = 3
+) -> tuple[float, np.ndarray, float]:
+    """``y ≈ c·x + d`` per channel with one gain ``c`` (Nx3 arrays), by reduced major axis.
+
+    Inside a mark ``I = c·J + d`` with ``c = 1/(1 − α0)`` and ``d = −α0·W/(1 − α0)``; ``x`` are
+    mark pixels, ``y`` their neighbours just outside. Ordinary least squares would shrink ``c``
+    by the correlation of the photo between the two (texture is not the same a few pixels away);
+    the symmetric estimate (ratio of spreads) does not, because the photo's statistics are. The
+    worst-fitting ``trim`` share of pairs (an edge of the photo crossing the outline) is dropped
+    each round. Returns (c, d, spread of x in 0..1 units).
+    """
+    keep = np.ones(len(x), bool)
+    c, d, spread = 1.0, np.zeros(3), 0.0
+    for _ in range(rounds):
+        xs, ys = x[keep], y[keep]
+        mx, my = xs.mean(0), ys.mean(0)
+        sx = float(((xs - mx) ** 2).sum())
+        sy = float(((ys - my) ** 2).sum())
+        cov = float(((xs - mx) * (ys - my)).sum())
+        spread = (sx / max(xs.size, 1)) ** 0.5
+        if sx <= 0 or cov <= 0:
+            return 1.0, my - mx, spread
+        c = (sy / sx) ** 0.5
+        d = my - c * mx
+        resid = np.abs(y - (c * x + d)).sum(1)
+        keep = resid <= np.quantile(resid, 1.0 - trim)
+        if keep.sum() < 8:
+            break
+    return c, d, spread
+
+
+def fit_marks(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    prior_color: np.ndarray | None = None,
+    options: FitOptions | None = None,
+    max_layers: int = 1,
+) -> list[MarkFit]:
+    """Fit one constant-colour, constant-opacity mark inside ``mask`` of an RGB uint8 crop.
+
+    An empty list: nothing in the mask departs from its surroundings. ``max_layers`` is kept for
+    callers; one layer per region is fitted.
+    """
+    del max_layers
+    opt = options or FitOptions()
+    j = image.astype(np.float32) / 255.0
+    b = background(image, mask, opt.background_radius)
+    flat_j = j.reshape(-1, 3)
+    change = np.linalg.norm(j - b, axis=-1)
+    texture = _photo_step(flat_j, mask)
+    # Over a wide (rough) hole the fill misses texture, so "departs from B" catches clean pixels too:
+    # of a few thresholds keep the candidate set whose outline steps most above the photo's texture.
+    best, cand = 0.0, np.zeros_like(mask)
+    for k in (1.0, 2.0, 3.0):
+        trial = mask & (change > k * opt.min_change)
+        if trial.sum() < opt.min_pixels:
+            break
+        ratio = _outline_step(flat_j, trial, mask) / max(texture, 1e-6)
+        if ratio > best:
+            best, cand = ratio, trial
+    if best < opt.min_step_ratio:
+        return []  # the candidates' outline steps no more than the photo's own texture does
+    fit = MarkFit(False, "no fit")
+    for _ in range(3):
+        fit = _fit_layer(j, b, flat_j, cand, mask, prior_color, opt)
+        if fit.reason == NO_MARK:
+            return []
+        if not fit.ok or fit.solid is None:
+            # Not explained: the inpainter gets the pixels that depart from their surroundings
+            # (and a rim), not the rest of a rough mask.
+            rim = cv2.dilate(cand.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mask
+            fit = MarkFit(False, fit.reason, edge=rim)
+            break
+        nxt = fit.solid | fit.edge
+        if np.array_equal(nxt, cand):
+            break
+        cand = nxt
+        ring = cv2.dilate(cand.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & mask
+        b = background(image, ring, opt.background_radius)
+    return [fit]
+
+
+def _fit_layer(
+    j: np.ndarray,
+    b: np.ndarray,
+    flat_j: np.ndarray,
+    cand: np.ndarray,
+    mask: np.ndarray,
+    prior_color: np.ndarray | None,
+    opt: FitOptions,
+) -> MarkFit:
+    """(α0, W) from the pairs across ``cand``'s outline; the solid shape and rim from them."""
+    p, q = boundary_pairs(cand, ~cand | ~mask)
+    if len(p) < opt.min_pixels:
+        p, q = boundary_pairs(cand, ~cand | ~mask, gap=1.0)
+    if len(p) < opt.min_pixels:
+        return MarkFit(False, "no outline to fit")
+    x, y = flat_j[p].astype(np.float64), flat_j[q].astype(np.float64)
+    c, d, spread = affine_fit(x, y)
+    if spread < opt.min_spread or c <= 1.0:
+        # A flat photo along the outline: the gain is not observable, only J − B's direction is.
+        prior = _prior_color(j, b, cand, prior_color)
+        alpha0, color, _ = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
+        alpha0 = float(np.clip(alpha0, 0.0, 1.0))
+        if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
+            return MarkFit(False, f"opacity not observable on a flat outline (guess {alpha0:.2f})")
+        c = 1.0 / max(1.0 - alpha0, 1e-3)
+        d = y.mean(0) - c * x.mean(0)
+    alpha0 = 1.0 - 1.0 / c
+    if abs(alpha0) < opt.min_alpha and float(np.abs(d).max()) < opt.min_change:
+        return MarkFit(False, NO_MARK)  # the outline carries no step: texture, not a mark
+    if not opt.min_alpha < alpha0 <= 1.0:
+        return MarkFit(False, f"opacity {alpha0:.2f} out of range")
+    color = np.clip(-d / (c - 1.0), 0.0, 1.0).astype(np.float32)
+    before = np.abs(y - x).mean()
+    after = np.abs(y - (c * x + d)).mean()
+    explained = 1.0 - after / max(before, 1e-6)
+    recovered = j * c + d.astype(np.float32)
+    # A pixel carries the mark when its inversion sits closer to the photo around it than it does.
+    marked = np.linalg.norm(recovered - b, axis=-1) < np.linalg.norm(j - b, axis=-1)
+    solid = mask & marked & (projected_alpha(j, b, color) > opt.solid_ratio * alpha0)
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+    if solid.sum() < opt.min_pixels:
+        return MarkFit(False, "no solid mark")
+    if explained < opt.min_explained:
+        return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
+    k = 2 * opt.edge_px + 1
+    grown = cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    edge = mask & grown & ~solid
+    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained))
+
+
+def _outline_step(flat_j: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> float:
+    """Mean colour step across the outline of ``inside`` (0 when it has none)."""
+    p, q = boundary_pairs(inside, ~inside | ~mask, gap=1.0)
+    return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
+
+
+def _photo_step(flat_j: np.ndarray, mask: np.ndarray) -> float:
+    """The same step measured between unmasked photo pixels just around the mask: texture's share."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    p, q = boundary_pairs(grown, ~grown)
+    return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
+
+
+def _prior_color(
+    j: np.ndarray, b: np.ndarray, cand: np.ndarray, prior_color: np.ndarray | None
+) -> np.ndarray:
+    """The learned colour when given, else the gamut point in the direction the mark moves pixels."""
+    if prior_color is not None:
+        return np.clip(np.asarray(prior_color, np.float32), 0.0, 1.0)
+    delta = (j - b)[cand]
+    mean_dir = (delta * np.linalg.norm(delta, axis=-1, keepdims=True)).sum(0)
+    return _gamut_point(b[cand].mean(0), mean_dir / max(float(np.linalg.norm(mean_dir)), 1e-9))
+
+
+def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:
+    """``I = (J − α·W) / (1 − α)`` in float RGB (0..1), not clipped."""
+    j = image.astype(np.float32) / 255.0
+    a = np.asarray(alpha, np.float32)
+    if a.ndim == 2:
+        a = a[..., None]
+    return (j - a * color) / np.maximum(1.0 - a, 1e-3)

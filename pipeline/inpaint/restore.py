@@ -1,0 +1,131 @@
+"""Restoration from any mask, exact or rough: invert the blend where a fit holds, inpaint the rest.
+
+Per mask region (see ``pipeline.inpaint.fit``) the mark's opacity α0 and colour W are estimated
+from the image, with the segmenter's colour head (when the request carries it) only as a prior.
+Then, inside the mask:
+
+- the mark's solid shape is inverted, ``I = (J − α0·W) / (1 − α0)``, when the fit explains the
+  pixels and the inversion stays in gamut;
+- its anti-aliased rim (α unknown), near-opaque marks (α0 above the ceiling), inverted pixels
+  that leave the gamut, and whole regions whose fit fails go to the fallback inpainter, which
+  sees the recovered pixels as context;
+- pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
+  as they were.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.cancel import checkpoint
+from pipeline.errors import InvalidParameterError
+from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
+from pipeline.inpaint.fit import FitOptions, MarkFit, fit_marks, invert
+from pipeline.inpaint.regions import plan_regions
+
+
+@register_inpainter("restore")
+class RestoreInpainter:
+    """Fit-based blend inversion per region with an inpainting fallback (the ``auto`` restoration)."""
+
+    name = "restore"
+    uses_decomposition = True  # the colour head, when loaded, is a prior for W
+
+    def __init__(
+        self,
+        fallback: Inpainter | str = "opencv",
+        *,
+        alpha_ceiling: float = 0.75,
+        context_px: int = 12,
+        options: FitOptions | None = None,
+    ) -> None:
+        if not 0.0 < alpha_ceiling <= 1.0 or context_px < 2:
+            raise InvalidParameterError("need 0 < alpha_ceiling <= 1 and context_px >= 2")
+        self.fallback = build_inpainter(fallback) if isinstance(fallback, str) else fallback
+        self.alpha_ceiling = alpha_ceiling
+        self.context_px = context_px
+        self.options = options or FitOptions()
+
+    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The recovered image (inverted where fits hold), the hole left for the inpainter, and one
+        line per region saying what was done (for logs and evaluation)."""
+        image, mask = request.image, request.mask
+        out = image.copy()
+        hole = np.zeros_like(mask)
+        notes: list[str] = []
+        for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
+            checkpoint()  # each region's fit is a stage of its own on a large, many-marked photo
+            x0, y0, x1, y1 = region.crop
+            crop, crop_mask, own = image[y0:y1, x0:x1], mask[y0:y1, x0:x1], region.own
+            fits = fit_marks(
+                crop, crop_mask, prior_color=_prior(request, region.crop, own), options=self.options
+            )
+            if not fits:
+                notes.append(f"{region.bbox}: no mark")
+                continue
+            failed = fits[0].reason if not fits[0].ok else None
+            if failed is not None:  # a mark we cannot explain: inpaint what departs from its surroundings
+                hole[y0:y1, x0:x1] |= own if fits[0].edge is None else fits[0].edge & own
+                notes.append(f"{region.bbox}: {failed}")
+                continue
+            recovered, region_hole, note = self._apply(crop, fits, own)
+            if region_hole is None:
+                hole[y0:y1, x0:x1] |= own
+            else:
+                out[y0:y1, x0:x1][own] = recovered[own]
+                hole[y0:y1, x0:x1] |= region_hole
+            notes.append(f"{region.bbox}: {note}")
+        return out, hole & mask, notes
+
+    def _apply(
+        self, crop: np.ndarray, fits: list[MarkFit], own: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """Invert each fitted layer of one region; the hole it leaves (None: inpaint it whole)."""
+        out = crop.copy()
+        hole = np.zeros_like(own)
+        tol = self.options.gamut_tolerance
+        notes = []
+        for fit in fits:
+            if not fit.ok:  # a later layer nobody could explain: inpaint just its pixels
+                hole |= (fit.edge if fit.edge is not None else own) & own
+                notes.append(fit.reason)
+                continue
+            assert fit.solid is not None and fit.edge is not None and fit.color is not None
+            solid, edge = fit.solid & own, fit.edge & own
+            hole |= edge
+            if fit.alpha0 >= self.alpha_ceiling:
+                hole |= cv2.dilate(solid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & own
+                notes.append(f"opaque α0 {fit.alpha0:.2f}")
+                continue
+            recovered = invert(crop, fit.alpha0, fit.color)
+            outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
+            if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
+                return out, None, "inversion out of gamut"
+            pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            out[solid] = pixels[solid]
+            hole |= outside
+            notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
+        return out, hole, "; ".join(notes)
+
+    def inpaint(self, request: InpaintRequest) -> np.ndarray:
+        recovered, hole, _ = self.plan(request)
+        if not hole.any():
+            return recovered
+        checkpoint()  # between the inversion and the fill, the fallback's own cost still ahead
+        filled = self.fallback.inpaint(InpaintRequest(image=recovered, mask=hole, options=request.options))
+        return np.where(hole[..., None], filled, recovered).astype(np.uint8)
+
+
+def _prior(request: InpaintRequest, crop: tuple[int, int, int, int], own: np.ndarray) -> np.ndarray | None:
+    """The colour head's estimate of W over the region, weighted by its opacity (None without heads)."""
+    if request.color is None:
+        return None
+    x0, y0, x1, y1 = crop
+    weight = own.astype(np.float32)
+    if request.alpha is not None:
+        weight = weight * np.clip(request.alpha[y0:y1, x0:x1], 0.0, 1.0)
+    if weight.sum() < 1e-3:
+        return None
+    color = request.color[y0:y1, x0:x1].reshape(-1, 3)
+    return (color * weight.reshape(-1, 1)).sum(0) / weight.sum()

@@ -1,0 +1,141 @@
+"""Fit-based restoration: exact on a known blend, rough masks cost nothing, opaque marks and failed
+fits go to the inpainter."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.cancel import CancelToken, reset_token, use_token
+from pipeline.errors import JobCancelledError
+from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
+from pipeline.inpaint.fit import fit_marks
+from pipeline.inpaint.restore import RestoreInpainter
+from tests.test_unblend import RecordingFill
+
+
+def _textured(h: int = 160, w: int = 200) -> np.ndarray:
+    """A photo-like background: smooth gradients plus mid-frequency texture (no flat regions)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack(
+        [
+            90 + 60 * np.sin(xx / 13) + 0.3 * yy,
+            110 + 50 * np.cos(yy / 11) + 0.2 * xx,
+            100 + 40 * np.sin((xx + yy) / 17),
+        ],
+        -1,
+    )
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _mark_shape(h: int = 160, w: int = 200) -> np.ndarray:
+    """A logo-like opacity shape: a ring and a bar, anti-aliased (values in [0, 1])."""
+    layer = np.zeros((h * 4, w * 4), np.uint8)
+    cv2.circle(layer, (w * 2, h * 2), 160, 255, 40)
+    cv2.rectangle(layer, (w * 2 - 300, h * 2 + 200), (w * 2 + 300, h * 2 + 250), 255, -1)
+    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _blend(photo: np.ndarray, alpha: np.ndarray, color: tuple[float, float, float]) -> np.ndarray:
+    a = alpha[..., None].astype(np.float64)
+    j = (1 - a) * photo / 255.0 + a * np.asarray(color)
+    return np.round(j * 255).astype(np.uint8)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 12): the outline-pair gain fit reads α0 0.32 for 0.35 here (the photo's spread "
+    "differs ~5 % across this outline), 3-6 levels of error; needs a second-order (extrapolated) fit",
+)
+def test_fit_recovers_opacity_and_colour_and_inverts_exactly() -> None:
+    photo = _textured()
+    shape = _mark_shape()
+    marked = _blend(photo, 0.35 * shape, (1.0, 0.8, 0.2))
+    mask = shape > 0
+    fits = fit_marks(marked, mask)
+    assert fits and fits[0].ok
+    assert abs(fits[0].alpha0 - 0.35) < 0.05  # the edge-weighted fit reads B just outside the mark
+    np.testing.assert_allclose(fits[0].color, (1.0, 0.8, 0.2), atol=0.06)
+    out = RestoreInpainter("opencv").inpaint(InpaintRequest(marked, mask))
+    solid = shape > 0.99
+    err = np.abs(out[solid].astype(int) - photo[solid].astype(int))
+    assert np.percentile(err, 95) <= 4
+    before = np.abs(marked[solid].astype(int) - photo[solid].astype(int)).mean()
+    assert err.mean() < before / 8
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 12): the outline-pair gain fit reads α0 0.32 for 0.35 here (the photo's spread "
+    "differs ~5 % across this outline), 3-6 levels of error; needs a second-order (extrapolated) fit",
+)
+def test_rough_mask_leaves_unmarked_pixels_alone() -> None:
+    photo = _textured()
+    shape = _mark_shape()
+    marked = _blend(photo, 0.3 * shape, (1.0, 1.0, 1.0))
+    truth = shape > 0
+    rough = cv2.dilate(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))) > 0
+    out = RestoreInpainter("opencv").inpaint(InpaintRequest(marked, rough))
+    away = rough & ~(cv2.dilate(truth.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    assert away.sum() > 1000
+    diff = np.abs(out[away].astype(int) - marked[away].astype(int))
+    assert (diff == 0).mean() > 0.95 and diff.max() <= 8
+    np.testing.assert_array_equal(out[~rough], marked[~rough])
+    # and the mark itself is gone
+    solid = shape > 0.99
+    assert np.abs(out[solid].astype(int) - photo[solid].astype(int)).mean() < 3
+
+
+def test_opaque_mark_is_inpainted() -> None:
+    photo = _textured()
+    shape = _mark_shape()
+    marked = _blend(photo, shape, (0.0, 0.0, 0.0))
+    fallback = RecordingFill()
+    out = RestoreInpainter(fallback).inpaint(InpaintRequest(marked, shape > 0))
+    assert fallback.masks and fallback.masks[0][shape > 0.99].all()
+    assert (out[shape > 0.99] == 7).all()
+
+
+def test_a_failed_fit_falls_back_to_inpainting() -> None:
+    rng = np.random.default_rng(0)
+    photo = _textured()
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[40:100, 50:150] = True
+    marked = photo.copy()
+    # Not a blend: random colours per pixel, no (α0, W) explains them.
+    marked[mask] = rng.integers(0, 256, (int(mask.sum()), 3), dtype=np.uint8)
+    fallback = RecordingFill()
+    out = RestoreInpainter(fallback).inpaint(InpaintRequest(marked, mask))
+    assert fallback.masks and fallback.masks[0][mask].all()
+    np.testing.assert_array_equal(out[~mask], marked[~mask])
+
+
+def test_registered_and_unmarked_mask_changes_nothing() -> None:
+    photo = _textured()
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[20:60, 20:80] = True
+    stage = build_inpainter("restore")
+    np.testing.assert_array_equal(stage.inpaint(InpaintRequest(photo, mask)), photo)
+
+
+def test_a_cancelled_job_stops_before_the_fallback_fill() -> None:
+    """The inversion and the fill are separate stages: a job nobody waits for skips the fill."""
+    photo = _textured()
+    shape = _mark_shape()
+    marked = _blend(photo, shape, (0.0, 0.0, 0.0))  # opaque: the fill has work to do
+    fallback = RecordingFill()
+    token = CancelToken()
+    token.cancel("test")
+    previous = use_token(token)
+    try:
+        with pytest.raises(JobCancelledError):
+            RestoreInpainter(fallback).inpaint(InpaintRequest(marked, shape > 0))
+    finally:
+        reset_token(previous)
+    assert not fallback.masks
+
+
+def test_restore_and_unblend_declare_that_they_read_the_decomposition_maps() -> None:
+    assert uses_decomposition("restore") and uses_decomposition("unblend")
+    assert not uses_decomposition("opencv") and not uses_decomposition("no-such-inpainter")
