@@ -27,6 +27,10 @@ INPAINT_PASSES: dict[str, float] = {"opencv": 4.0, "unblend": 4.0, "diffusion": 
 
 ``restore`` fits and inverts each region, then fills what is left: ``markless bench`` measured its
 ``inpaint_ms_per_masked_mp`` at 4.1-6.0x opencv's (512-2048 px, opencv fallback), so 5 x 4."""
+EXTRA_SEGMENT_PASSES: dict[str, int] = {"unblend": 1}
+"""Whole segmenter passes a restoration adds: ``unblend`` re-checks its result with the segmenter,
+a cost of the image's size, not of the masked area (which is why the bench's per-masked-MP figure
+for it reads 30-60x opencv's)."""
 
 
 def estimate_work(
@@ -41,6 +45,7 @@ def estimate_work(
     if inpainter is not None:
         passes = INPAINT_PASSES.get(inpainter, max(INPAINT_PASSES.values()))
         work += pixels * max_coverage * passes
+        work += segment_pixels * SEGMENT_PASSES * EXTRA_SEGMENT_PASSES.get(inpainter, 0)
     return work / MP
 
 
