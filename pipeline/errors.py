@@ -46,3 +46,21 @@ class ModelNotAvailableError(MarklessError):
     """A configured model (weights folder, hub id) cannot be loaded."""
 
     code = "model_not_available"
+
+
+class NotEnoughPhotosError(MarklessError):
+    """Learning a mark needs several photos that carry it; fewer were given (or carried it)."""
+
+    code = "not_enough_photos"
+
+
+class NoSharedMarkError(MarklessError):
+    """The photos given to learn a mark have nothing visible in common."""
+
+    code = "no_shared_mark"
+
+
+class InvalidProfileError(MarklessError):
+    """A mark profile (JSON + PNG, or an RGBA mark image) is malformed or unreadable."""
+
+    code = "invalid_profile"

@@ -34,6 +34,7 @@ from scipy.sparse.linalg import spsolve
 EPS_DATA = 0.01  # Charbonnier scale of a photo's gradient (in [0, 1] intensity units)
 EPS_PRIOR = 0.01  # Charbonnier scale of a jump of u or v
 PERMC = "MMD_AT_PLUS_A"
+SMOOTHNESS = 0.1  # weight of the jump prior per √(photos): keeps α, W piecewise smooth
 
 
 def gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +151,7 @@ def solve_blend(
     if region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any():
         raise ValueError("region touches the crop border")
     photo_w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
-    lam = (1.0 if smoothness is None else smoothness) * float(np.sqrt(max(photo_w.sum(), 1.0)))
+    lam = (SMOOTHNESS if smoothness is None else smoothness) * float(np.sqrt(max(photo_w.sum(), 1.0)))
     unknown = np.full(h * w, -1, np.int64)
     flat_region = region.ravel()
     count = int(flat_region.sum())
@@ -177,7 +178,10 @@ def solve_blend(
         out[ok] = values[idx[ok]]
         return out
 
-    for _ in range(iterations):
+    for it in range(iterations):
+        # Start near least squares and sharpen towards L1: with L1 weights taken at u = 1 the
+        # mark's own edges would look like outliers and never be fitted.
+        eps = max(EPS_DATA, 0.16 * 0.5**it)
         a_p, a_q = at(x_a, ip), at(x_a, iq)
         v_p, v_q = at(x_v, ip), at(x_v, iq)
         ubar = 1.0 + 0.5 * (a_p + a_q)
@@ -185,7 +189,7 @@ def solve_blend(
         da = (a_q - a_p)[None, :, None]
         dv = (v_q - v_p)[None]
         r = b + da * jbar + dv
-        wk = pw / np.sqrt(r * r + EPS_DATA**2)
+        wk = pw / np.sqrt(r * r + eps**2)
         s0 = wk.sum(axis=0)
         s1 = (wk * jbar).sum(axis=0)
         s2 = (wk * jbar * jbar).sum(axis=0)
@@ -208,7 +212,7 @@ def solve_blend(
         step = float(np.abs(x[:count] - x_a).max(initial=0.0))
         x_a = x[:count]
         x_v = x[count:].reshape(3, count).T
-        if step < tolerance:
+        if step < tolerance and eps == EPS_DATA:
             break
     u = 1.0 + np.maximum(x_a, 0.0)
     alpha = np.zeros(h * w, np.float32)
