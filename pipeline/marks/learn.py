@@ -90,7 +90,9 @@ def _period(edges: np.ndarray, axis: int) -> int | None:
     return int(next(p for p in peaks if corr[p] >= 0.8 * top))
 
 
-def _tile_stack(stack: np.ndarray, period: tuple[int, int], edges: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+def _tile_stack(
+    stack: np.ndarray, period: tuple[int, int], edges: np.ndarray
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Every whole period cell of every photo, cut where the cell's edges are weakest."""
     py, px = period
     h, w = edges.shape
@@ -101,9 +103,7 @@ def _tile_stack(stack: np.ndarray, period: tuple[int, int], edges: np.ndarray) -
     ry = int(np.argmin(folded.sum(axis=1)))
     rx = int(np.argmin(folded.sum(axis=0)))
     cells = [
-        stack[:, y : y + py, x : x + px]
-        for y in range(ry, h - py + 1, py)
-        for x in range(rx, w - px + 1, px)
+        stack[:, y : y + py, x : x + px] for y in range(ry, h - py + 1, py) for x in range(rx, w - px + 1, px)
     ]
     return np.concatenate(cells), (ry, rx)
 
@@ -176,13 +176,14 @@ def _estimate_fixed(stack: np.ndarray, smoothness: float | None) -> MarkProfile:
         ys, xs = np.nonzero(region)
         y0, y1 = ys.min() - 1, ys.max() + 2
         x0, x1 = xs.min() - 1, xs.max() + 2
-        est = solve_blend(stack[:, y0:y1, x0:x1], region[y0:y1, x0:x1], weights=weights, smoothness=smoothness)
+        est = solve_blend(
+            stack[:, y0:y1, x0:x1], region[y0:y1, x0:x1], weights=weights, smoothness=smoothness
+        )
         scores = _score_all(stack[:, y0:y1, x0:x1], est.alpha, est.premultiplied)
         keep = np.asarray(scores) >= PRESENT
         if keep.sum() < MIN_PHOTOS:
             raise NoSharedMarkError(
-                f"no mark is shared by {MIN_PHOTOS} or more of the photos "
-                f"(best explained: {max(scores):.0%})"
+                f"no mark is shared by {MIN_PHOTOS} or more of the photos (best explained: {max(scores):.0%})"
             )
         if np.array_equal(keep, weights > 0):
             break

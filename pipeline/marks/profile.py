@@ -67,7 +67,9 @@ class MarkProfile:
         if self.layout not in LAYOUTS:
             raise InvalidProfileError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.anchor not in (*ANCHORS, "any"):
-            raise InvalidProfileError(f"anchor must be one of {', '.join(ANCHORS)} or any, got {self.anchor!r}")
+            raise InvalidProfileError(
+                f"anchor must be one of {', '.join(ANCHORS)} or any, got {self.anchor!r}"
+            )
         if self.layout == "tiled" and (self.period is None or self.period != self.alpha.shape):
             raise InvalidProfileError("a tiled mark's image must be exactly one period cell")
         if not float(self.alpha.max(initial=0.0)) > 0.0:

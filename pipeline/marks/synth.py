@@ -78,7 +78,9 @@ def tile(photo: np.ndarray, mark: np.ndarray, period: tuple[int, int], offset: t
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def corner_position(shape: Sequence[int], mark_shape: Sequence[int], anchor: str, margin: int) -> tuple[int, int]:
+def corner_position(
+    shape: Sequence[int], mark_shape: Sequence[int], anchor: str, margin: int
+) -> tuple[int, int]:
     """Top-left of a mark placed ``margin`` px from an anchor ("tl", "tr", "bl", "br", "center")."""
     h, w = shape[:2]
     mh, mw = mark_shape[:2]
