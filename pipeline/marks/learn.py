@@ -90,6 +90,17 @@ def _period(edges: np.ndarray, axis: int) -> int | None:
     return int(next(p for p in peaks if corr[p] >= 0.8 * top))
 
 
+def _repeats(edges: np.ndarray, period: tuple[int, int]) -> bool:
+    """Whether the edge map matches itself shifted by one period along both axes.
+
+    The 1-D projections also peak at the letter spacing of a single line of text; a real tiling
+    repeats the whole 2-D pattern.
+    """
+    py, px = period
+    pairs = ((edges[:-py], edges[py:]), (edges[:, :-px], edges[:, px:]))
+    return all(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) >= 0.5 for a, b in pairs)
+
+
 def _tile_stack(
     stack: np.ndarray, period: tuple[int, int], edges: np.ndarray
 ) -> tuple[np.ndarray, tuple[int, int]]:
@@ -135,7 +146,7 @@ def learn_profile(
     frame = (int(stack.shape[1]), int(stack.shape[2]))
     edges = edge_map(stack)
     periods = (_period(edges, 0), _period(edges, 1)) if layout != "fixed" else (None, None)
-    tiled = periods[0] is not None and periods[1] is not None
+    tiled = periods[0] is not None and periods[1] is not None and _repeats(edges, periods)  # type: ignore[arg-type]
     if layout == "tiled" and not tiled:
         raise NoSharedMarkError("the photos show no repeating mark")
     if tiled:
