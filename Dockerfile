@@ -42,7 +42,6 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY app ./app
 COPY models ./models
 COPY pipeline ./pipeline
-COPY training ./training
 # The import check fails the build on a broken wheel set; the GUI OpenCV build (X11/GL libraries
 # the CUDA base does not have) must never sneak in next to opencv-python-headless.
 RUN --mount=type=cache,target=/root/.cache/uv \

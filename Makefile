@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	touch $(STAMP)
 
 serve: install
@@ -41,7 +41,7 @@ assets: install
 	$(BIN)/markless assets
 
 ray-serve: install
-	$(BIN)/python -c "import ray.serve" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -c "import ray.serve" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,train,ray]'
 	$(BIN)/python -m app.ray_serve --host $(HOST) --port $(PORT) --num-gpus 0
 
 clean:

@@ -1,6 +1,9 @@
-"""``markless`` command line: serve, remove, segment, train, eval, synth, assets, bench, download.
+"""``markless`` command line: serve, remove, segment, bench, loadtest, download, and the training
+commands (train, eval, synth, assets, export) that ``training.commands`` registers when installed.
 
-Subcommands import their heavy modules lazily so ``markless --help`` is instant.
+Subcommands import their heavy modules lazily so ``markless --help`` is instant. Every command
+that loads models builds ``Settings`` (so ``MARKLESS_*`` and the limits apply as in the server)
+with the command line's model flags on top; request flags are derived from ``pipeline.options``.
 """
 
 from __future__ import annotations
@@ -8,18 +11,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import MarklessError
+from pipeline.options import RemoveOptions, SegmentOptions
 
 if TYPE_CHECKING:
+    from app.settings import Settings
     from pipeline.remover import Remover
 
 log = logging.getLogger("markless")
 
-DELEGATED = ("train", "synth", "assets")
+TRAINING_COMMANDS = ("train", "synth", "assets", "eval", "export")
+DELEGATED = ("train", "synth", "assets")  # parse their own arguments (``markless train --help``)
 
 
 def _image_files(inputs: Iterable[str]) -> list[Path]:
@@ -52,26 +58,49 @@ def _find_mask(mask_arg: str | None, image: Path) -> Path | None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from pipeline.factory import DEFAULT_SEGMENTER
+    """Which models to load (``Settings`` fields; unset flags keep the settings' values)."""
+    parser.add_argument("--segmenter", default=None, help="segmenter weights folder (default: shipped)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--diffusion-model", default=None, help="diffusers inpainting model: hub id or local folder"
+    )
 
-    parser.add_argument("--segmenter", default=str(DEFAULT_SEGMENTER), help="segmenter weights folder")
-    parser.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
-    parser.add_argument("--dilate", type=int, default=4, help="grow the mask by this many pixels")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+def _add_option_flags(parser: argparse.ArgumentParser, model: type[SegmentOptions]) -> None:
+    """One flag per field of an options model (``--guidance-scale`` for ``guidance_scale``)."""
+    for name, (kind, description) in model.field_types().items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=kind, default=None, help=description.replace("%", "%%"))
 
 
-def _remover(args: argparse.Namespace, *, inpainter: str, segmenter: str | None) -> Remover:
-    """The one place CLI options (``_add_model_options`` + diffusion model) become a ``Remover``."""
+def _settings(args: argparse.Namespace) -> Settings:
+    """``Settings`` (environment, ``.env``) with the command line's model flags on top."""
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+    from pipeline.config import ModelSettings
+    from pipeline.options import describe_validation_error
+
+    overrides = {
+        name: value for name in ModelSettings.model_fields if (value := getattr(args, name, None)) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise MarklessError(describe_validation_error(exc)) from None
+
+
+def _remover(args: argparse.Namespace, *, with_segmenter: bool = True) -> Remover:
+    """The one place CLI options become a ``Remover``."""
     from pipeline.factory import build_remover
 
-    return build_remover(
-        segmenter=segmenter,
-        inpainter=inpainter,
-        diffusion_model=getattr(args, "diffusion_model", None),
-        device=args.device,
-        threshold=args.threshold,
-        dilate=args.dilate,
-    )
+    return build_remover(_settings(args), with_segmenter=with_segmenter)
+
+
+def _options(args: argparse.Namespace, model: type[SegmentOptions]) -> Any:
+    """The request options named on the command line (the inpainter is the remover's default)."""
+    values = {name: getattr(args, name, None) for name in model.model_fields if name != "inpainter"}
+    return model.of(**values)
 
 
 def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-untyped-def]
@@ -97,26 +126,27 @@ def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-
 def cmd_remove(args: argparse.Namespace) -> int:
     from pipeline import io
 
+    settings = _settings(args)
     needs_segmenter = args.mask is None or args.inpainter == "unblend"
-    remover = _remover(args, inpainter=args.inpainter, segmenter=args.segmenter if needs_segmenter else None)
+    remover = _remover(args, with_segmenter=needs_segmenter)
+    options = _options(args, RemoveOptions)
+    fmt = io.normalize_format(args.format or settings.default_format)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     masks_dir = Path(args.masks_out) if args.masks_out else None
     if masks_dir:
         masks_dir.mkdir(parents=True, exist_ok=True)
-    suffix = io.file_suffix(args.format)
 
     def work(path: Path) -> None:
-        decoded = io.read_image_file(path)
+        decoded = io.read_image_file(path, max_pixels=settings.max_pixels)
         mask_path = _find_mask(args.mask, path)
         mask = None
         if mask_path is not None:
-            mask = io.decode_mask(mask_path.read_bytes(), (decoded.width, decoded.height))
-        result = remover.remove(decoded.rgb, mask, seed=args.seed, steps=args.steps)
-        data = io.encode(
-            result.image, args.format, alpha=decoded.alpha, exif=decoded.exif, icc_profile=decoded.icc_profile
-        )
-        (out_dir / f"{path.stem}{suffix}").write_bytes(data)
+            size = (decoded.width, decoded.height)
+            mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
+        result = remover.remove(decoded.rgb, mask, options)
+        data = decoded.encode_result(result.image, fmt, quality=settings.quality)
+        (out_dir / f"{path.stem}{io.file_suffix(fmt)}").write_bytes(data)
         if masks_dir:
             (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
 
@@ -126,13 +156,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from pipeline import io
 
-    remover = _remover(args, inpainter="opencv", segmenter=args.segmenter)
+    settings = _settings(args)
+    args.inpainter = "opencv"  # segmenting restores nothing: load no generative stage
+    remover = _remover(args)
+    options = _options(args, SegmentOptions)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def work(path: Path) -> None:
-        decoded = io.read_image_file(path)
-        mask, _ = remover.segment(decoded.rgb)
+        decoded = io.read_image_file(path, max_pixels=settings.max_pixels)
+        mask, _ = remover.segment(decoded.rgb, options)
         (out_dir / f"{path.stem}.png").write_bytes(io.encode_mask(mask))
 
     return _run_files(_image_files(args.inputs), work, args.quiet)
@@ -145,52 +178,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(command: str, argv: Sequence[str]) -> int:
-    """Subcommands that own their argument parsing (LightningCLI, the data tools)."""
-    if command == "train":
-        from training.cli import main as train_main
-
-        train_main(list(argv))
-        return 0
-    if command == "synth":
-        from training.synth.writer import main as synth_main
-
-        return synth_main(list(argv))
-    from training.assets import main as assets_main
-
-    return assets_main(list(argv))
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import main as bench_main
 
-    return bench_main(args)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-
-    from training.evaluate import evaluate
-
-    remover = _remover(args, inpainter="auto", segmenter=args.segmenter)
-    modes = args.inpainters or sorted(remover.inpainters)
-    metrics = evaluate(remover, args.dataset, modes=modes, report_dir=args.report, limit=args.limit)
-    text = json.dumps(metrics, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from training.export import export_checkpoint
-
-    print(export_checkpoint(args.checkpoint, args.output))
-    return 0
+    args.inpainter = "auto"
+    settings = _settings(args)
+    return bench_main(args, _remover(args), str(settings.segmenter))
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    import json
 
     from app.loadtest import run_load
 
@@ -201,9 +197,16 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
         image = bench_image(args.size)
     report = run_load(args.url, requests=args.requests, concurrency=args.concurrency, image=image)
+    return print_report(report, args.output)
+
+
+def print_report(report: dict[str, Any], output: str | None) -> int:
+    """Print a JSON report (and write it to ``output`` when given); the command's exit code."""
+    import json
+
     text = json.dumps(report, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    if output:
+        Path(output).write_text(text + "\n")
     print(text)
     return 0
 
@@ -215,7 +218,32 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _training_unavailable(args: argparse.Namespace) -> int:
+    raise MarklessError(
+        f"`markless {args.command}` is part of the training tools, which this install does not have: "
+        "use a source checkout with pip install -e '.[train]' (or make install)"
+    )
+
+
+def _register_training(sub: argparse._SubParsersAction) -> Callable[[str, list[str]], int] | None:  # type: ignore[type-arg]
+    """The training commands, from ``training.commands`` when the package is installed; else
+    placeholders that say how to get them. Returns the runner of the delegated commands."""
+    try:
+        from training import commands
+    except ImportError:
+        for name in TRAINING_COMMANDS:
+            p = sub.add_parser(name, help="(needs the training tools)", add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(func=_training_unavailable)
+        return None
+    commands.register(
+        sub, lambda p: (_add_model_options(p), _add_option_flags(p, SegmentOptions)), _remover, print_report
+    )
+    return commands.run_delegated
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, Callable[[str, list[str]], int] | None]:
+    """The parser, and the runner of training commands that parse their own arguments."""
     parser = argparse.ArgumentParser(prog="markless", description="Remove visible watermarks from photos.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,15 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mask", metavar="FILE_OR_DIR", help="use these masks instead of segmenting (white = remove)"
     )
-    p.add_argument("--inpainter", default="auto", help="auto, opencv, diffusion, unblend")
-    p.add_argument(
-        "--diffusion-model", default=None, help="diffusers inpainting model: hub id or local folder"
-    )
-    p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None, help="diffusion steps")
+    p.add_argument("--format", default=None, type=str.lower, choices=list(_output_formats()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
+    _add_option_flags(p, RemoveOptions)
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("segment", help="write watermark masks (8-bit PNG, 255 = watermark)")
@@ -248,44 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
+    _add_option_flags(p, SegmentOptions)
     p.set_defaults(func=cmd_segment)
-
-    sub.add_parser(
-        "train", help="train the segmenter (LightningCLI: fit/validate --config ...)", add_help=False
-    )
 
     p = sub.add_parser("bench", help="per-stage latency as JSON")
     p.add_argument("-o", "--output", default="bench.json")
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--segmenter", default=None, help="weights folder (default: the shipped one)")
-    p.add_argument(
-        "--diffusion-model", default=None, help="also time this diffusion model ('tiny' builds one)"
-    )
-    p.set_defaults(func=cmd_bench)
-
-    p = sub.add_parser("eval", help="mask + restoration metrics on a set laid out as input/ mask/ clean/")
-    p.add_argument("dataset", metavar="DIR")
-    p.add_argument(
-        "--inpainters", nargs="+", default=None, help="restoration modes to compare (default: all loaded)"
-    )
-    p.add_argument("--diffusion-model", default=None)
-    p.add_argument("--report", default=None, metavar="DIR", help="write metrics.json and worst.png here")
-    p.add_argument("-o", "--output", default=None, help="write the metrics JSON to this file")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
     _add_model_options(p)
-    p.set_defaults(func=cmd_eval)
-
-    sub.add_parser(
-        "synth", help="write a synthetic evaluation set (input/ mask/ clean/ alpha/ color/)", add_help=False
-    )
-    sub.add_parser("assets", help="install and collect photos, logos and fonts for training", add_help=False)
-
-    p = sub.add_parser("export", help="export a training checkpoint to a weights folder")
-    p.add_argument("checkpoint")
-    p.add_argument("-o", "--output", default="weights/segmenter")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("loadtest", help="concurrent POSTs against a running server; latency/throughput JSON")
     p.add_argument("url", help="e.g. http://127.0.0.1:8000")
@@ -300,18 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_download)
-    return parser
+    return parser, _register_training(sub)
+
+
+def _output_formats() -> tuple[str, ...]:
+    from pipeline.io import OUTPUT_FORMATS
+
+    return OUTPUT_FORMATS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        raise SystemExit(_delegate(argv[0], argv[1:]))
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    parser, run_delegated = build_parser()
     try:
+        if argv and run_delegated is not None and argv[0] in DELEGATED:
+            raise SystemExit(run_delegated(argv[0], argv[1:]))
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+        )
         code = args.func(args)
     except MarklessError as exc:
         print(f"markless: {exc.message}", file=sys.stderr)

@@ -1,12 +1,13 @@
 """FastAPI dependencies: where route handlers get the app's shared objects.
 
 All of them read ``app.state`` (filled by ``create_app`` and its lifespan), so a test can
-inject a ready ``Remover`` into ``create_app`` or override any getter through
+inject a ready ``RemovalService`` (a ``Remover``) into ``create_app`` or override any getter through
 ``app.dependency_overrides[get_remover] = ...``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +16,7 @@ from app.errors import NotReadyError
 from app.jobs import JobQueue
 from app.metrics import Metrics
 from app.settings import Settings
-from pipeline.remover import Remover
+from pipeline.service import RemovalService
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,9 +25,9 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_remover(request: Request) -> Remover:
-    """The loaded ``Remover``; 503 ``not_ready`` while the models are not loaded."""
-    remover: Remover | None = getattr(request.app.state, "remover", None)
+def get_remover(request: Request) -> RemovalService:
+    """The loaded service (``Remover`` or Ray's ``RemoteRemover``); 503 ``not_ready`` until loaded."""
+    remover: RemovalService | None = getattr(request.app.state, "remover", None)
     if remover is None:
         raise NotReadyError()
     return remover
@@ -45,6 +46,27 @@ def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RemoverDep = Annotated[Remover, Depends(get_remover)]
+ServiceDep = Annotated[RemovalService, Depends(get_remover)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What an image endpoint needs besides its own fields (one parameter instead of five)."""
+
+    request: Request
+    service: RemovalService
+    settings: Settings
+    jobs: JobQueue
+    metrics: Metrics
+
+
+def get_context(
+    request: Request, service: ServiceDep, settings: SettingsDep, jobs: JobsDep, metrics: MetricsDep
+) -> RequestContext:
+    """The request's context for the image endpoints."""
+    return RequestContext(request, service, settings, jobs, metrics)
+
+
+ContextDep = Annotated[RequestContext, Depends(get_context)]

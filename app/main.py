@@ -32,6 +32,7 @@ from app.settings import Settings
 from pipeline.errors import MarklessError
 from pipeline.factory import build_remover
 from pipeline.remover import Remover
+from pipeline.service import RemovalService
 
 log = logging.getLogger(__name__)
 
@@ -42,40 +43,20 @@ FORM_LIMITS = {"max_files": 4, "max_fields": 32, "max_part_size": 64 * 1024}
 def load_remover(settings: Settings) -> tuple[Remover, float]:
     """Build the ``Remover`` the settings describe; returns it and the seconds it took."""
     start = time.perf_counter()
-    remover = build_remover(
-        segmenter=settings.segmenter,
-        inpainter=settings.inpainter,
-        diffusion_model=settings.diffusion_model,
-        device=settings.device,
-        dtype=settings.dtype,
-        threshold=settings.threshold,
-        dilate=settings.dilate,
-        min_area=settings.min_area,
-        max_side=settings.max_side,
-    )
+    remover = build_remover(settings)
     return remover, time.perf_counter() - start
 
 
-def describe_device(remover: Remover, settings: Settings) -> str:
-    """Where the models run, for /v1/info and the build metric."""
-    if remover.segmenter is not None:
-        return str(remover.segmenter.device)
-    for stage in remover.inpainters.values():
-        device = getattr(stage, "device", None)
-        if device is not None:
-            return str(device)
-    return "cpu" if settings.device == "auto" else settings.device
-
-
-def install_remover(app: FastAPI, remover: Remover, load_seconds: float | None = None) -> None:
-    """Make ``remover`` the app's model (ready from now on) and record how long it took to load."""
+def install_remover(app: FastAPI, remover: RemovalService, load_seconds: float | None = None) -> None:
+    """Make ``remover`` the app's service (ready from now on) and record how long it took to load."""
     state = app.state
-    state.device = describe_device(remover, state.settings)
+    about = remover.info()
+    state.device = about.device
     state.model_load_seconds = load_seconds
     if load_seconds is not None:
         state.metrics.model_load.set(load_seconds)
     state.metrics.build.info(
-        {"version": version(), "device": state.device, "default_inpainter": remover.default_inpainter}
+        {"version": version(), "device": state.device, "default_inpainter": about.default_inpainter}
     )
     state.remover = remover
 
@@ -106,7 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(state.jobs.close)
 
 
-def create_app(settings: Settings | None = None, remover: Remover | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, remover: RemovalService | None = None) -> FastAPI:
     """Build the service. With ``remover`` the models are not loaded again (and it is ready at once)."""
     settings = settings or Settings()
     app = FastAPI(

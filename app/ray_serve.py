@@ -7,8 +7,8 @@ Two deployments scale independently:
   (fractional allowed: 0.5 packs two replicas on a GPU) and autoscale on ongoing requests.
 - ``MarklessIngress`` serves ``app.main.create_app`` unchanged: decode, validation, limits,
   auth, metrics and encode stay in the HTTP layer, on CPU. The app is handed a
-  ``RemoteRemover`` — the ``Remover`` interface the routes use, forwarding ``remove`` and
-  ``segment`` to the GPU deployment through a deployment handle — so no route knows about Ray.
+  ``RemoteRemover`` — the ``RemovalService`` interface the routes use, forwarding ``remove``
+  and ``segment`` to the GPU deployment through a deployment handle — so no route knows about Ray.
 
 Run it with ``serve run app.ray_serve:build_app``, a Serve config (``deploy/serve-config.yaml``),
 or locally with ``python -m app.ray_serve --port 8000 --num-gpus 0``.
@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,12 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from app.errors import JobTimeoutError, NotReadyError, QueueFullError
-from app.main import create_app, describe_device, install_remover, load_remover
+from app.main import create_app, install_remover, load_remover
 from app.settings import Settings
 from pipeline.errors import MarklessError
-from pipeline.masks import MaskRefiner
-from pipeline.remover import Remover, Result
+from pipeline.options import RemoveOptions, SegmentOptions
 from pipeline.segment import SegmentOutput
+from pipeline.service import Result, ServiceInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,97 +50,45 @@ BACKPRESSURE_RETRY_AFTER_S = 5
 
 
 # ---------------------------------------------------------------------------------------------
-# what the GPU deployment tells the ingress about its models
-
-
-@dataclass(frozen=True)
-class SegmenterView:
-    """The remote segmenter's public description (what /v1/info shows)."""
-
-    heads: tuple[str, ...]
-    max_side: int
-    device: str
-
-
-@dataclass(frozen=True)
-class InpainterView:
-    """A restoration stage loaded on the GPU replicas (name and device only)."""
-
-    name: str
-    device: str | None = None
-
-
-@dataclass(frozen=True)
-class RemoverDescription:
-    """Everything the HTTP layer needs to validate requests and answer /v1/info."""
-
-    segmenter: SegmenterView | None
-    inpainters: dict[str, InpainterView]
-    default_inpainter: str
-    refiner: MaskRefiner
-    device: str
-    load_seconds: float | None = None
-
-
-def describe_remover(remover: Remover, settings: Settings, load_seconds: float | None) -> RemoverDescription:
-    """Summarise a loaded ``Remover`` in plain, picklable values."""
-    seg = remover.segmenter
-    segmenter = None
-    if seg is not None:
-        segmenter = SegmenterView(tuple(seg.heads), int(seg.max_side), str(seg.device))
-    inpainters = {
-        name: InpainterView(name, str(dev) if (dev := getattr(stage, "device", None)) is not None else None)
-        for name, stage in remover.inpainters.items()
-    }
-    return RemoverDescription(
-        segmenter=segmenter,
-        inpainters=inpainters,
-        default_inpainter=remover.default_inpainter,
-        refiner=remover.refiner,
-        device=describe_device(remover, settings),
-        load_seconds=load_seconds,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # the HTTP side's view of the remote models
 
 
 @dataclass
 class RemoteRemover:
-    """The ``Remover`` interface of the routes, backed by ``RemoverDeployment`` replicas.
+    """The ``RemovalService`` of the routes, backed by ``RemoverDeployment`` replicas.
 
-    ``remove``/``segment`` are called on the app's job workers (threads, not the event loop),
-    so they block on the handle's ``result``. Pipeline errors raised on a replica come back as
-    the same ``MarklessError`` (so the app maps them to the same 4xx), a saturated deployment
-    as the app's 503 ``queue_full``, a missing one as 503 ``not_ready``.
+    ``info`` and ``check`` answer from the description the deployment gave at startup (no
+    round trip); ``remove``/``segment`` are called on the app's job workers (threads, not the
+    event loop), so they block on the handle's ``result``. Pipeline errors raised on a replica
+    come back as the same ``MarklessError`` (so the app maps them to the same 4xx), a saturated
+    deployment as the app's 503 ``queue_full``, a missing one as 503 ``not_ready``.
     """
 
     handle: DeploymentHandle
-    description: RemoverDescription
+    description: ServiceInfo
     timeout_s: float
-    segmenter: SegmenterView | None = field(init=False)
-    inpainters: dict[str, InpainterView] = field(init=False)
-    default_inpainter: str = field(init=False)
-    refiner: MaskRefiner = field(init=False)
+    load_seconds: float | None = None
 
-    def __post_init__(self) -> None:
-        self.segmenter = self.description.segmenter
-        self.inpainters = dict(self.description.inpainters)
-        self.default_inpainter = self.description.default_inpainter
-        self.refiner = self.description.refiner
+    def info(self) -> ServiceInfo:
+        """The replicas' models, defaults and device."""
+        return self.description
 
-    def remove(self, image: np.ndarray, mask: np.ndarray | None = None, **options: Any) -> Result:
+    def check(self, options: SegmentOptions) -> None:
+        """Refuse what the replicas' models cannot do, before any upload travels."""
+        self.description.check(options)
+
+    def remove(
+        self, image: np.ndarray, mask: np.ndarray | None = None, options: RemoveOptions | None = None
+    ) -> Result:
         """``Remover.remove`` on a GPU replica."""
-        result: Result = self._call(self.handle.remove.remote(image, mask, **options))
+        result: Result = self._call(self.handle.remove.remote(image, mask, options))
         return result
 
     def segment(
         self,
         image: np.ndarray,
+        options: SegmentOptions | None = None,
         *,
-        threshold: float | None = None,
-        dilate: int | None = None,
         timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, SegmentOutput | None]:
         """``Remover.segment`` on a GPU replica.
@@ -148,9 +96,7 @@ class RemoteRemover:
         Only the refined mask and the stage timings travel back: the probability and
         decomposition maps are several float32 planes per pixel and no route uses them.
         """
-        mask, remote_timings = self._call(
-            self.handle.segment.remote(image, threshold=threshold, dilate=dilate)
-        )
+        mask, remote_timings = self._call(self.handle.segment.remote(image, options))
         if timings is not None:
             timings.update(remote_timings)
         return mask, None
@@ -197,24 +143,26 @@ class RemoverDeployment:
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = Settings(**settings)
-        self.remover, seconds = load_remover(self.settings)
-        self.description = describe_remover(self.remover, self.settings, seconds)
-        log.info("models loaded in %.2f s on %s", seconds, self.description.device)
+        self.remover, self.load_seconds = load_remover(self.settings)
+        self.description = self.remover.info()
+        log.info("models loaded in %.2f s on %s", self.load_seconds, self.description.device)
 
-    def describe(self) -> RemoverDescription:
-        """What the ingress needs to know about the loaded models."""
-        return self.description
+    def describe(self) -> tuple[ServiceInfo, float]:
+        """What the ingress needs to know about the loaded models, and their load time (s)."""
+        return self.description, self.load_seconds
 
-    def remove(self, image: np.ndarray, mask: np.ndarray | None = None, **options: Any) -> Result:
+    def remove(
+        self, image: np.ndarray, mask: np.ndarray | None = None, options: RemoveOptions | None = None
+    ) -> Result:
         """``Remover.remove``."""
-        return self.remover.remove(image, mask, **options)
+        return self.remover.remove(image, mask, options)
 
     def segment(
-        self, image: np.ndarray, *, threshold: float | None = None, dilate: int | None = None
+        self, image: np.ndarray, options: SegmentOptions | None = None
     ) -> tuple[np.ndarray, dict[str, float]]:
         """``Remover.segment``, returning the mask and the stage timings."""
         timings: dict[str, float] = {}
-        mask, _ = self.remover.segment(image, threshold=threshold, dilate=dilate, timings=timings)
+        mask, _ = self.remover.segment(image, options, timings=timings)
         return mask, timings
 
     def check_health(self) -> None:
@@ -241,11 +189,11 @@ class MarklessIngress:
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Serve once per replica: wait for the models, then build the app."""
-        description: RemoverDescription = await self._remover.describe.remote()
+        description, seconds = await self._remover.describe.remote()
         settings = Settings(**self._settings)
-        remote = RemoteRemover(self._remover, description, timeout_s=settings.request_timeout_s)
-        app = create_app(settings, remover=remote)  # type: ignore[arg-type]  # duck-typed Remover
-        install_remover(app, remote, description.load_seconds)  # type: ignore[arg-type]
+        remote = RemoteRemover(self._remover, description, settings.request_timeout_s, seconds)
+        app = create_app(settings, remover=remote)
+        install_remover(app, remote, seconds)
         return app
 
 

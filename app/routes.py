@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from app.deps import JobsDep, MetricsDep, RemoverDep, SettingsDep
+from app.deps import ContextDep, JobsDep, MetricsDep, RequestContext, ServiceDep, SettingsDep
 from app.errors import ERROR_RESPONSES, NotReadyError, error_body
+from app.forms import options_form
 from app.middleware import START_SCOPE_KEY
 from app.schemas import (
     DefaultsInfo,
@@ -30,10 +32,9 @@ from app.schemas import (
 )
 from app.settings import Settings
 from pipeline import io
-from pipeline.errors import InvalidParameterError, UnsupportedImageError
-from pipeline.inpaint.diffusion import validate_guidance, validate_seed, validate_steps, validate_strength
-from pipeline.masks import MAX_DILATE_PX
-from pipeline.remover import Remover
+from pipeline.errors import UnsupportedImageError
+from pipeline.options import MAX_DILATE_PX, RemoveOptions, SegmentOptions
+from pipeline.service import RemovalService
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -56,16 +57,18 @@ def version() -> str:
 # OpenAPI descriptions shared by the image endpoints
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
 _TIMING_HEADERS: dict[str, Any] = {
-    "X-Request-ID": {
-        "description": "Request id (the client's, if it sent a sane one).",
-        "schema": {"type": "string"},
-    },
-    "X-Mask-Coverage": {"description": "Fraction of pixels in the mask, 0..1.", "schema": {"type": "number"}},
-    "Server-Timing": {
-        "description": "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode.",
-        "schema": {"type": "string"},
-    },
+    "X-Request-ID": _header("Request id (the client's, if it sent a sane one)."),
+    "X-Mask-Coverage": _header("Fraction of pixels in the mask, 0..1.", "number"),
+    "Server-Timing": _header(
+        "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode."
+    ),
 }
 REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -73,14 +76,10 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {io.media_type(f): _BINARY for f in io.OUTPUT_FORMATS},
         "headers": {
             **_TIMING_HEADERS,
-            "X-Inpainter": {
-                "description": "Inpainter that restored the image.",
-                "schema": {"type": "string"},
-            },
-            "X-Seed": {
-                "description": "Seed that reproduces this result (the request's, or one drawn for it).",
-                "schema": {"type": "integer"},
-            },
+            "X-Inpainter": _header("Inpainter that restored the image."),
+            "X-Seed": _header(
+                "Seed that reproduces this result (the request's, or one drawn for it).", "integer"
+            ),
         },
     },
     **ERROR_RESPONSES,
@@ -98,16 +97,8 @@ ImageFile = Annotated[
     UploadFile,
     File(description="The photo: PNG, JPEG, WebP, BMP or TIFF. EXIF orientation is applied."),
 ]
-ThresholdField = Annotated[
-    float | None,
-    Form(
-        description="Mask probability threshold in (0, 1); lower catches fainter marks. Default from settings."
-    ),
-]
-DilateField = Annotated[
-    int | None,
-    Form(description=f"Grow the mask by this many pixels, 0..{MAX_DILATE_PX}. Default from settings."),
-]
+RemoveOptionsDep = Annotated[RemoveOptions, Depends(options_form(RemoveOptions))]
+SegmentOptionsDep = Annotated[SegmentOptions, Depends(options_form(SegmentOptions))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,18 +115,6 @@ class _Output:
     seed: int | None = None
 
 
-@dataclass(frozen=True)
-class _RemoveOptions:
-    inpainter: str | None
-    threshold: float | None
-    dilate: int | None
-    seed: int | None
-    steps: int | None
-    guidance_scale: float | None
-    strength: float | None
-    fmt: str
-
-
 def _read(upload: UploadFile) -> bytes:
     """The upload's bytes, read on the worker: only admitted jobs ever hold an image in memory
     (the parser spooled it to a temporary file), and the event loop never blocks on disk."""
@@ -144,7 +123,12 @@ def _read(upload: UploadFile) -> bytes:
 
 
 def _remove_job(
-    remover: Remover, settings: Settings, image: UploadFile, mask: UploadFile | None, opts: _RemoveOptions
+    service: RemovalService,
+    settings: Settings,
+    image: UploadFile,
+    mask: UploadFile | None,
+    opts: RemoveOptions,
+    fmt: str,
 ) -> _Output:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -154,39 +138,22 @@ def _remove_job(
         size = (decoded.width, decoded.height)
         user_mask = io.decode_mask(_read(mask), size, max_pixels=settings.max_pixels)
     timings["decode"] = time.perf_counter() - start
-    result = remover.remove(
-        decoded.rgb,
-        user_mask,
-        inpainter=opts.inpainter,
-        threshold=opts.threshold,
-        dilate=opts.dilate,
-        seed=opts.seed,
-        steps=opts.steps,
-        guidance_scale=opts.guidance_scale,
-        strength=opts.strength,
-    )
+    result = service.remove(decoded.rgb, user_mask, opts)
     timings.update(result.timings)
     start = time.perf_counter()
-    body = io.encode(
-        result.image,
-        opts.fmt,
-        alpha=decoded.alpha,
-        exif=decoded.exif,
-        icc_profile=decoded.icc_profile,
-        quality=settings.quality,
-    )
+    body = decoded.encode_result(result.image, fmt, quality=settings.quality)
     timings["encode"] = time.perf_counter() - start
-    return _Output(body, io.media_type(opts.fmt), result.coverage, timings, result.inpainter, result.seed)
+    return _Output(body, io.media_type(fmt), result.coverage, timings, result.inpainter, result.seed)
 
 
 def _segment_job(
-    remover: Remover, settings: Settings, image: UploadFile, threshold: float | None, dilate: int | None
+    service: RemovalService, settings: Settings, image: UploadFile, opts: SegmentOptions
 ) -> _Output:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     decoded = io.decode(_read(image), max_pixels=settings.max_pixels)
     timings["decode"] = time.perf_counter() - start
-    mask, _ = remover.segment(decoded.rgb, threshold=threshold, dilate=dilate, timings=timings)
+    mask, _ = service.segment(decoded.rgb, opts, timings=timings)
     start = time.perf_counter()
     body = io.encode_mask(mask)
     timings["encode"] = time.perf_counter() - start
@@ -234,21 +201,18 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
     return headers
 
 
-def _check_remove_options(remover: Remover, opts: _RemoveOptions) -> None:
-    """Refuse bad parameters before the job takes a queue slot (the pipeline re-checks anyway)."""
-    if opts.inpainter is not None and opts.inpainter not in remover.inpainters:
-        raise InvalidParameterError(
-            f"inpainter {opts.inpainter!r} is not loaded; choose one of: {', '.join(sorted(remover.inpainters))}"
-        )
-    remover.refiner.with_options(opts.threshold, opts.dilate)  # raises on out-of-range values
-    if opts.seed is not None:
-        validate_seed(opts.seed)
-    if opts.steps is not None:
-        validate_steps(opts.steps)
-    if opts.guidance_scale is not None:
-        validate_guidance(opts.guidance_scale)
-    if opts.strength is not None:
-        validate_strength(opts.strength)
+async def _respond(
+    ctx: RequestContext, image: UploadFile, work: Callable[[], _Output], suffix: str
+) -> Response:
+    """Run ``work`` as a job within the request's time budget and answer with its image."""
+    _require_content(image)
+    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings))
+    ctx.metrics.observe_stages({"queue": queued, **out.timings})
+    if out.inpainter:
+        ctx.metrics.coverage.observe(out.coverage)
+    headers = _result_headers(out, queued)
+    headers["Content-Disposition"] = f'inline; filename="{_output_name(image, suffix)}"'
+    return Response(out.body, media_type=out.media_type, headers=headers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,19 +222,11 @@ v1 = APIRouter(prefix="/v1", tags=["watermarks"])
 ops = APIRouter(tags=["operations"])
 
 
-@v1.post(
-    "/remove",
-    response_class=Response,
-    responses=REMOVE_RESPONSES,
-    summary="Remove the watermark from a photo",
-)
+@v1.post("/remove", response_class=Response, responses=REMOVE_RESPONSES, summary="Remove the watermark")
 async def remove(
-    request: Request,
-    remover: RemoverDep,
-    settings: SettingsDep,
-    jobs: JobsDep,
-    metrics: MetricsDep,
+    ctx: ContextDep,
     image: ImageFile,
+    opts: RemoveOptionsDep,
     mask: Annotated[
         UploadFile | None,
         File(
@@ -278,22 +234,6 @@ async def remove(
             "Skips segmentation; pixels outside it are returned unchanged."
         ),
     ] = None,
-    inpainter: Annotated[
-        str | None,
-        Form(
-            description="Restoration stage, one of `inpainters.loaded` in GET /v1/info. Default from settings."
-        ),
-    ] = None,
-    threshold: ThresholdField = None,
-    dilate: DilateField = None,
-    seed: Annotated[
-        int | None, Form(description="Seed for generative inpainters, 0..2**63-1 (reproducible results).")
-    ] = None,
-    steps: Annotated[int | None, Form(description="Denoising steps for diffusion, 1..150.")] = None,
-    guidance_scale: Annotated[
-        float | None, Form(description="Classifier-free guidance for diffusion, 0..30.")
-    ] = None,
-    strength: Annotated[float | None, Form(description="Diffusion denoising strength in (0, 1].")] = None,
     output_format: Annotated[
         str | None,
         Form(alias="format", description="Output format: png, jpeg or webp. Default from settings."),
@@ -304,76 +244,44 @@ async def remove(
     PNG and WebP keep the input's alpha channel; EXIF (orientation reset, thumbnail dropped)
     and RGB ICC profiles are kept in every format.
     """
-    opts = _RemoveOptions(
-        inpainter=inpainter or None,
-        threshold=threshold,
-        dilate=dilate,
-        seed=seed,
-        steps=steps,
-        guidance_scale=guidance_scale,
-        strength=strength,
-        fmt=io.normalize_format(output_format or settings.default_format),
-    )
-    _check_remove_options(remover, opts)
-    _require_content(image)
+    fmt = io.normalize_format(output_format or ctx.settings.default_format)
+    ctx.service.check(opts)  # before the job takes a queue slot
     user_mask = None if _is_blank_upload(mask) else mask
-    out, queued = await jobs.run(
-        lambda: _remove_job(remover, settings, image, user_mask, opts),
-        timeout=_remaining_budget(request, settings),
-    )
-    metrics.observe_stages({"queue": queued, **out.timings})
-    metrics.coverage.observe(out.coverage)
-    headers = _result_headers(out, queued)
-    headers["Content-Disposition"] = f'inline; filename="{_output_name(image, io.file_suffix(opts.fmt))}"'
-    return Response(out.body, media_type=out.media_type, headers=headers)
+    work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt)  # noqa: E731
+    return await _respond(ctx, image, work, io.file_suffix(fmt))
 
 
 @v1.post(
-    "/segment",
-    response_class=Response,
-    responses=SEGMENT_RESPONSES,
-    summary="Predict the watermark mask of a photo",
+    "/segment", response_class=Response, responses=SEGMENT_RESPONSES, summary="Predict the watermark mask"
 )
 async def segment(
-    request: Request,
-    remover: RemoverDep,
-    settings: SettingsDep,
-    jobs: JobsDep,
-    metrics: MetricsDep,
+    ctx: ContextDep,
     image: ImageFile,
-    threshold: ThresholdField = None,
-    dilate: DilateField = None,
+    opts: SegmentOptionsDep,
 ) -> Response:
     """Return the refined mask the remover would use: 8-bit PNG, 255 = watermark, same size."""
-    if remover.segmenter is None:
-        raise InvalidParameterError("no segmenter is loaded")
-    remover.refiner.with_options(threshold, dilate)
-    _require_content(image)
-    out, queued = await jobs.run(
-        lambda: _segment_job(remover, settings, image, threshold, dilate),
-        timeout=_remaining_budget(request, settings),
+    ctx.service.check(opts)
+    return await _respond(
+        ctx, image, lambda: _segment_job(ctx.service, ctx.settings, image, opts), "-mask.png"
     )
-    metrics.observe_stages({"queue": queued, **out.timings})
-    headers = _result_headers(out, queued)
-    headers["Content-Disposition"] = f'inline; filename="{_output_name(image, "-mask.png")}"'
-    return Response(out.body, media_type=out.media_type, headers=headers)
 
 
 @v1.get(
     "/info", response_model=InfoResponse, responses={401: ERROR_RESPONSES[401], 503: ERROR_RESPONSES[503]}
 )
-async def info(request: Request, remover: RemoverDep, settings: SettingsDep) -> InfoResponse:
+async def info(request: Request, service: ServiceDep, settings: SettingsDep) -> InfoResponse:
     """Versions, loaded models, limits and defaults, for clients such as the web page."""
-    seg = remover.segmenter
+    about = service.info()
+    seg = about.segmenter
     return InfoResponse(
         version=version(),
-        device=str(request.app.state.device),
+        device=about.device,
         segmenter=SegmenterInfo(
             loaded=seg is not None,
             heads=list(seg.heads) if seg is not None else [],
             max_side=seg.max_side if seg is not None else None,
         ),
-        inpainters=InpaintersInfo(loaded=sorted(remover.inpainters), default=remover.default_inpainter),
+        inpainters=InpaintersInfo(loaded=list(about.inpainters), default=about.default_inpainter),
         limits=LimitsInfo(
             max_body_bytes=settings.max_body_bytes,
             max_pixels=settings.max_pixels,
@@ -382,11 +290,11 @@ async def info(request: Request, remover: RemoverDep, settings: SettingsDep) -> 
             request_timeout_s=settings.request_timeout_s,
         ),
         defaults=DefaultsInfo(
-            threshold=remover.refiner.threshold,
-            dilate=remover.refiner.dilate,
+            **about.defaults.model_dump(exclude_none=True),
             max_dilate=MAX_DILATE_PX,
             format=settings.default_format,
         ),
+        options=RemoveOptions.model_json_schema(),
         input_formats=[f.lower() for f in io.INPUT_FORMATS],
         output_formats=list(io.OUTPUT_FORMATS),
         auth_required=bool(settings.api_keys),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -58,6 +60,9 @@ class InfoResponse(BaseModel):
     inpainters: InpaintersInfo
     limits: LimitsInfo
     defaults: DefaultsInfo
+    options: dict[str, Any] = Field(
+        description="JSON Schema of the /v1/remove options (names, types, ranges, descriptions)."
+    )
     input_formats: list[str] = Field(description="Image formats accepted as input.")
     output_formats: list[str] = Field(description="Values accepted by the `format` field.")
     auth_required: bool = Field(description="True when /v1 endpoints need 'Authorization: Bearer <key>'.")

@@ -7,19 +7,16 @@ is described entirely by its environment and the tests can build an app from pla
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.factory import DEFAULT_SEGMENTER
-from pipeline.io import OUTPUT_FORMATS
-from pipeline.masks import MAX_DILATE_PX
+from pipeline.config import ModelSettings
+from pipeline.io import DEFAULT_MAX_PIXELS, OutputFormat
 
 MB = 1024 * 1024
 
-OutputFormat = Literal["png", "jpeg", "webp"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -33,8 +30,12 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class Settings(BaseSettings):
-    """Everything a deployment can tune. Every field maps to ``MARKLESS_<FIELD>``."""
+class Settings(BaseSettings, ModelSettings):
+    """Everything a deployment can tune. Every field maps to ``MARKLESS_<FIELD>``.
+
+    The one source of defaults and limits: the server, the CLI (which builds one too, so it
+    refuses what the server refuses), the benchmark and Ray Serve all read them from here.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="MARKLESS_",
@@ -44,44 +45,16 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # --- models -------------------------------------------------------------------------
-    segmenter: Path = Field(
-        DEFAULT_SEGMENTER,
-        description="Folder with the segmenter weights (config.json + model.safetensors). "
-        "The service refuses to start without them rather than run random weights.",
-    )
-    inpainter: str = Field(
-        "auto",
-        description="Default inpainter for requests: 'auto' (unblend with decomposition heads, else "
-        "diffusion on a GPU when a diffusion model is configured, else opencv), or a registered name.",
-    )
-    diffusion_model: str | None = Field(
-        None,
-        description="Hugging Face hub id or local folder of a diffusers inpainting pipeline; "
-        "without it the diffusion inpainter is not loaded.",
-    )
-    device: str = Field("auto", description="Torch device for the models: 'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="Weights dtype of the diffusion pipeline ('auto': fp16 on CUDA, fp32 on CPU)."
-    )
-    max_side: int = Field(
-        1024,
-        ge=64,
-        le=8192,
-        description="Long side (px) the segmenter works at; larger photos are segmented downscaled.",
-    )
-
-    # --- mask defaults --------------------------------------------------------------------
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Default mask probability threshold.")
-    dilate: int = Field(4, ge=0, le=MAX_DILATE_PX, description="Default mask dilation in pixels.")
-    min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")
+    # --- models and mask defaults: the fields of pipeline.config.ModelSettings ---------------
 
     # --- limits ---------------------------------------------------------------------------
     max_body_bytes: int = Field(
         25 * MB, ge=1024, description="Largest request body accepted, counted while streaming (413 above)."
     )
     max_pixels: int = Field(
-        40_000_000, ge=1, description="Largest image (width x height) decoded, checked from its header."
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Largest image (width x height) decoded, checked from its header.",
     )
     max_concurrent_jobs: int = Field(
         1,
@@ -144,11 +117,6 @@ class Settings(BaseSettings):
         if value and "*" in info.data.get("cors_origins", []):
             raise ValueError("the '*' CORS origin cannot be combined with credentials: list the origins")
         return value
-
-    @property
-    def output_formats(self) -> tuple[str, ...]:
-        """Formats a request may ask for."""
-        return tuple(OUTPUT_FORMATS)
 
     def key_bytes(self) -> list[bytes]:
         """API keys as bytes, for constant-time comparison."""

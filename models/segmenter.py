@@ -3,7 +3,10 @@
 One forward pass yields a dict of maps. ``mask`` (logits) is always there; ``alpha`` (opacity
 logits) and ``color`` (mark colour logits, 3 channels) are the decomposition heads that the
 ``unblend`` restoration uses. Heads share the decoder and are slices of one final conv, so an
-extra head costs a few kilobytes and no extra pass.
+extra head costs a few kilobytes and no extra pass. ``presence`` (optional) is an image-level
+logit from smp's classification head on the deepest encoder features (max-pooled, so one small
+corner mark is enough): the product's "is there a mark at all" decision, trained on many photos
+without one so that a clean photo comes back untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pipeline.errors import ModelNotAvailableError
+from models.errors import ModelNotAvailableError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -34,6 +37,7 @@ class SegmenterConfig:
     encoder: str = "tu-tf_efficientnet_lite0"
     heads: tuple[str, ...] = ("mask",)
     input_size: int = 512
+    presence: bool = False
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +101,7 @@ class WatermarkSegmenter(nn.Module):
             encoder_weights=None,  # ImageNet weights are loaded offline by training.pretrained
             in_channels=3,
             classes=sum(HEAD_CHANNELS[h] for h in config.heads),
+            aux_params={"classes": 1, "pooling": "max", "dropout": 0.0} if config.presence else None,
             **config.arch_kwargs,
         )
         # channels_last: oneDNN's depthwise/pointwise kernels are 2-5x faster with it on CPU, and
@@ -110,10 +115,17 @@ class WatermarkSegmenter(nn.Module):
         return self.config.heads
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``image``: Bx3xHxW in [0, 1] (H, W multiples of 32) → {head: BxCxHxW logits}."""
+        """``image``: Bx3xHxW in [0, 1] (H, W multiples of 32) → {head: BxCxHxW logits}, plus
+        ``presence``: Bx1 image-level logits when the model has that head."""
         x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         out = self.net(x)
-        return dict(zip(self.heads, out.split([HEAD_CHANNELS[h] for h in self.heads], dim=1), strict=True))
+        presence = None
+        if self.config.presence:
+            out, presence = out
+        maps = dict(zip(self.heads, out.split([HEAD_CHANNELS[h] for h in self.heads], dim=1), strict=True))
+        if presence is not None:
+            maps["presence"] = presence
+        return maps
 
     def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:
         """Write config.json + model.safetensors (fp16 by default), world-readable."""
@@ -154,12 +166,13 @@ def build_segmenter(
     *,
     heads: tuple[str, ...] | list[str] = ("mask",),
     input_size: int | None = None,
+    presence: bool = False,
     **overrides: Any,
 ) -> WatermarkSegmenter:
     """Build a randomly initialised segmenter from a named preset (``PRESETS``) plus overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown segmenter preset {preset!r}; choose one of {sorted(PRESETS)}")
-    values: dict[str, Any] = {**PRESETS[preset], **overrides, "heads": tuple(heads)}
+    values: dict[str, Any] = {**PRESETS[preset], **overrides, "heads": tuple(heads), "presence": presence}
     if input_size is not None:
         values["input_size"] = input_size
     return WatermarkSegmenter(SegmenterConfig(**values))

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from pipeline import io
-from pipeline.factory import DEFAULT_SEGMENTER, build_remover
 from pipeline.remover import Remover
 
 
@@ -103,17 +102,12 @@ def environment(remover: Remover) -> dict[str, Any]:
     return info
 
 
-def main(args: argparse.Namespace) -> int:
-    remover = build_remover(
-        segmenter=args.segmenter or DEFAULT_SEGMENTER,
-        inpainter="auto",
-        diffusion_model=args.diffusion_model,
-        device=args.device,
-    )
+def main(args: argparse.Namespace, remover: Remover, segmenter: str) -> int:
+    """Time every loaded mode of ``remover`` (built by the CLI from ``Settings``) into ``args.output``."""
     modes = sorted(remover.inpainters)
     report = {
         "environment": environment(remover),
-        "segmenter": str(args.segmenter or DEFAULT_SEGMENTER),
+        "segmenter": segmenter,
         "diffusion_model": args.diffusion_model,
         "results": run_bench(remover, args.sizes, args.runs, modes),
     }

@@ -7,15 +7,19 @@ else that escapes the pipeline is a bug, not bad input.
 
 from __future__ import annotations
 
+from models.errors import MarklessError, ModelNotAvailableError
 
-class MarklessError(Exception):
-    """Base of all errors caused by the caller's input or configuration."""
-
-    code: str = "error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = [
+    "ImageTooLargeError",
+    "InvalidMaskError",
+    "InvalidParameterError",
+    "InvalidProfileError",
+    "MarklessError",
+    "ModelNotAvailableError",
+    "NoSharedMarkError",
+    "NotEnoughPhotosError",
+    "UnsupportedImageError",
+]
 
 
 class UnsupportedImageError(MarklessError):
@@ -40,12 +44,6 @@ class InvalidParameterError(MarklessError):
     """An option is out of range or unknown (threshold, dilation, inpainter name, format...)."""
 
     code = "invalid_parameter"
-
-
-class ModelNotAvailableError(MarklessError):
-    """A configured model (weights folder, hub id) cannot be loaded."""
-
-    code = "model_not_available"
 
 
 class NotEnoughPhotosError(MarklessError):

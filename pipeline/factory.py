@@ -4,23 +4,22 @@ benchmark and Ray Serve turn configuration into loaded components."""
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
+from typing import Any
 
-import torch
+from pydantic import ValidationError
 
+from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
+from pipeline.device import resolve_device
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter
 from pipeline.masks import MaskRefiner
+from pipeline.options import describe_validation_error
 from pipeline.remover import Remover
 from pipeline.segment import Segmenter
 
 log = logging.getLogger(__name__)
 
-# The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
-DEFAULT_SEGMENTER = Path(
-    os.environ.get("MARKLESS_SEGMENTER") or Path(__file__).resolve().parents[1] / "weights" / "segmenter"
-)
+DEFAULT_SEGMENTER = SHIPPED_SEGMENTER
 DECOMPOSITION_HEADS = {"alpha", "color"}
 
 
@@ -37,32 +36,34 @@ def resolve_inpainter_name(
         return name
     if set(heads) >= DECOMPOSITION_HEADS:
         return "unblend"
-    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    gpu = device.startswith("cuda") or resolve_device(device) != "cpu"
     return "diffusion" if diffusion_model and gpu else "opencv"
 
 
 def build_remover(
+    config: ModelSettings | None = None,
     *,
-    segmenter: str | Path | None = DEFAULT_SEGMENTER,
-    inpainter: str = "auto",
+    with_segmenter: bool = True,
     extra_inpainters: tuple[str, ...] = ("opencv", "unblend", "diffusion"),
-    diffusion_model: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    threshold: float = 0.5,
-    dilate: int = 4,
-    min_area: int = 16,
-    max_side: int = 1024,
+    **overrides: Any,
 ) -> Remover:
     """Load the segmenter (refusing to run without real weights) and the inpainters.
 
-    ``inpainter`` is the default for requests; ``extra_inpainters`` are loaded too, where they
+    ``config`` (``app.settings.Settings`` is one) or ``overrides`` of its fields say what to load;
+    its ``inpainter`` is the default for requests. ``extra_inpainters`` are loaded too, where they
     can be (diffusion needs a configured model; unblend needs the decomposition heads), so a
-    request may pick them.
+    request may pick them. ``with_segmenter=False`` skips the segmenter (masks are supplied).
     """
+    base = config.model_dump(include=set(ModelSettings.model_fields)) if config is not None else {}
+    try:
+        cfg = ModelSettings.model_validate({**base, **overrides})
+    except ValidationError as exc:
+        raise InvalidParameterError(describe_validation_error(exc)) from None
+    segmenter = cfg.segmenter if with_segmenter else None
+    inpainter, diffusion_model, device = cfg.inpainter, cfg.diffusion_model, cfg.device
     seg: Segmenter | None = None
     if segmenter is not None:
-        seg = Segmenter.from_pretrained(segmenter, device=device, max_side=max_side)
+        seg = Segmenter.from_pretrained(segmenter, device=device, max_side=cfg.max_side)
         log.info("segmenter loaded from %s (heads: %s)", segmenter, ", ".join(seg.heads))
     heads = seg.heads if seg is not None else ()
     default = resolve_inpainter_name(inpainter, diffusion_model=diffusion_model, device=device, heads=heads)
@@ -82,7 +83,7 @@ def build_remover(
     inpainters: dict[str, Inpainter] = {"opencv": build_inpainter("opencv")}
     if "diffusion" in wanted and diffusion_model:
         inpainters["diffusion"] = build_inpainter(
-            "diffusion", model=diffusion_model, device=device, dtype=dtype
+            "diffusion", model=diffusion_model, device=device, dtype=cfg.dtype
         )
     if "unblend" in wanted and seg is not None and set(heads) >= DECOMPOSITION_HEADS:
         # The opaque core goes to the best generative stage we have; the segmenter checks the result.
@@ -92,5 +93,10 @@ def build_remover(
             fallback=inpainters.get("diffusion", inpainters["opencv"]),
             verifier=lambda image: detector.predict(image).prob,
         )
-    refiner = MaskRefiner(threshold=threshold, min_area=min_area, dilate=dilate)
+    refiner = MaskRefiner(
+        threshold=cfg.threshold,
+        min_area=cfg.min_area,
+        dilate=cfg.dilate,
+        presence_threshold=cfg.presence_threshold,
+    )
     return Remover(seg, refiner, inpainters, default_inpainter=default)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 import logging
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Literal
 
 import numpy as np
 from PIL import (
@@ -42,6 +43,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "SUPPORTED_SUFFIXES",
     "DecodedImage",
+    "OutputFormat",
     "decode",
     "decode_mask",
     "encode",
@@ -54,14 +56,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS: Final = 50_000_000
-"""Default pixel budget: a 50 MP photo decodes to 150 MB of RGB, enough for any camera we expect."""
+DEFAULT_MAX_PIXELS: Final = 40_000_000
+"""Default pixel budget (``Settings.max_pixels``): a 40 MP photo decodes to 120 MB of RGB."""
 
 INPUT_FORMATS: Final = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 """Pillow format names we decode; anything else (GIF, SVG, HEIC, EPS, ...) is refused."""
 
-OUTPUT_FORMATS: Final = ("png", "jpeg", "webp")
-"""Formats ``encode`` writes."""
+OutputFormat = Literal["png", "jpeg", "webp"]
+OUTPUT_FORMATS: Final = typing.get_args(OutputFormat)
+"""Formats ``encode`` writes (the ``format`` field, ``--format`` and ``Settings.default_format``)."""
 
 SUPPORTED_SUFFIXES: Final = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 """File suffixes (lower case) that folder walks pick up."""
@@ -122,6 +125,12 @@ class DecodedImage:
     def height(self) -> int:
         """Height in pixels after EXIF rotation."""
         return int(self.rgb.shape[0])
+
+    def encode_result(self, rgb: np.ndarray, fmt: str, *, quality: int = 95) -> bytes:
+        """Encode a restored ``rgb`` of this image with its alpha, EXIF and ICC profile."""
+        return encode(
+            rgb, fmt, alpha=self.alpha, exif=self.exif, icc_profile=self.icc_profile, quality=quality
+        )
 
 
 @dataclass

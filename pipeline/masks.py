@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
+from pipeline.options import MAX_DILATE_PX, SegmentOptions
 
-MAX_DILATE_PX = 256
+__all__ = ["MAX_DILATE_PX", "MaskRefiner", "dilate", "remove_specks"]
 
 
 @dataclass(frozen=True)
@@ -19,31 +20,37 @@ class MaskRefiner:
     Dilation matters because segmenters under-cover anti-aliased edges, glows and JPEG
     ringing around a mark; inpainting a few extra pixels costs little, leaving a halo is
     very visible. ``min_area`` is in pixels at the image's own resolution.
+
+    ``presence_threshold``: with a segmenter that has the image-level ``presence`` head, a photo whose
+    P(mark) is below it gets no mask at all, however its pixels score. Doing nothing to a clean photo
+    is the product's first promise; a mark missed this way can still be painted over by hand.
     """
 
-    threshold: float = 0.5
-    min_area: int = 16
-    dilate: int = 4
+    threshold: float
+    min_area: int
+    dilate: int
+    presence_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InvalidParameterError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0 <= self.dilate <= MAX_DILATE_PX:
-            raise InvalidParameterError(f"dilate must be in [0, {MAX_DILATE_PX}] px, got {self.dilate}")
+        SegmentOptions.of(  # the ranges live there
+            threshold=self.threshold, dilate=self.dilate, presence_threshold=self.presence_threshold
+        )
         if self.min_area < 0:
             raise InvalidParameterError(f"min_area must be >= 0, got {self.min_area}")
 
-    def with_options(self, threshold: float | None = None, dilate: int | None = None) -> MaskRefiner:
-        """A copy with per-request overrides (validated like the defaults)."""
-        changes: dict[str, float | int] = {}
-        if threshold is not None:
-            changes["threshold"] = float(threshold)
-        if dilate is not None:
-            changes["dilate"] = int(dilate)
+    def with_options(self, options: SegmentOptions) -> MaskRefiner:
+        """A copy with a request's (already validated) overrides."""
+        changes = options.model_dump(include={"threshold", "dilate", "presence_threshold"}, exclude_none=True)
         return replace(self, **changes) if changes else self
 
-    def refine(self, prob: np.ndarray) -> np.ndarray:
-        """Probability map (HxW float) → bool mask of the same size."""
+    def found(self, presence: float | None) -> bool:
+        """Whether the photo carries a mark at all (always, for a segmenter without the presence head)."""
+        return presence is None or presence >= self.presence_threshold
+
+    def refine(self, prob: np.ndarray, presence: float | None = None) -> np.ndarray:
+        """Probability map (HxW float) → bool mask of the same size; empty when no mark was found."""
+        if not self.found(presence):
+            return np.zeros(prob.shape, bool)
         mask = (prob >= self.threshold).astype(np.uint8)
         mask = remove_specks(mask, self.min_area)
         return dilate(mask, self.dilate).astype(bool)

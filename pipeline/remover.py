@@ -6,11 +6,10 @@ re-implements the flow.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,23 +17,11 @@ from pipeline.errors import InvalidMaskError, InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest
 from pipeline.masks import MaskRefiner
 from pipeline.masks import dilate as grow_mask
+from pipeline.options import RemoveOptions, SegmentOptions
 from pipeline.segment import Segmenter, SegmentOutput
+from pipeline.service import NO_SEGMENTER, Result, SegmenterInfo, ServiceInfo
 
-
-@dataclass
-class Result:
-    """What ``Remover.remove`` returns: the clean image, the mask used and stage timings (s)."""
-
-    image: np.ndarray
-    mask: np.ndarray
-    timings: dict[str, float] = field(default_factory=dict)
-    inpainter: str = ""
-    seed: int | None = None
-
-    @property
-    def coverage(self) -> float:
-        """Fraction of pixels that were restored."""
-        return float(self.mask.mean()) if self.mask.size else 0.0
+__all__ = ["Remover", "Result"]
 
 
 @contextmanager
@@ -63,75 +50,95 @@ class Remover:
         self.inpainters = dict(inpainters)
         self.default_inpainter = default_inpainter
 
+    def info(self) -> ServiceInfo:
+        """The loaded models and defaults (``RemovalService``)."""
+        seg = self.segmenter
+        devices = [str(seg.device)] if seg is not None else []
+        devices += [str(d) for stage in self.inpainters.values() if (d := getattr(stage, "device", None))]
+        return ServiceInfo(
+            segmenter=SegmenterInfo(tuple(seg.heads), int(seg.max_side), str(seg.device)) if seg else None,
+            inpainters=tuple(sorted(self.inpainters)),
+            default_inpainter=self.default_inpainter,
+            defaults=SegmentOptions(threshold=self.refiner.threshold, dilate=self.refiner.dilate),
+            device=devices[0] if devices else "cpu",
+        )
+
+    def check(self, options: SegmentOptions) -> None:
+        """Refuse a request these models cannot serve (``RemovalService``)."""
+        self.info().check(options)
+
     def segment(
         self,
         image: np.ndarray,
+        options: SegmentOptions | None = None,
         *,
-        threshold: float | None = None,
-        dilate: int | None = None,
         timings: dict[str, float] | None = None,
+        **values: Any,
     ) -> tuple[np.ndarray, SegmentOutput]:
-        """Predict and refine the watermark mask of an RGB uint8 image."""
+        """Predict and refine the watermark mask of an RGB uint8 image.
+
+        ``values`` (``threshold=``, ``dilate=``) are a shorthand for ``SegmentOptions`` in Python callers.
+        """
+        options = SegmentOptions.coerce(options, values)
         if self.segmenter is None:
-            raise InvalidParameterError("no segmenter is loaded: supply a mask")
+            raise InvalidParameterError(NO_SEGMENTER)
         timings = {} if timings is None else timings
-        refiner = self.refiner.with_options(threshold, dilate)
+        refiner = self.refiner.with_options(options)
         with _timed(timings, "segment"):
             out = self.segmenter.predict(image)
         with _timed(timings, "refine"):
-            mask = refiner.refine(out.prob)
+            mask = refiner.refine(out.prob, out.presence)
         return mask, out
 
     def remove(
         self,
         image: np.ndarray,
         mask: np.ndarray | None = None,
+        options: RemoveOptions | None = None,
         *,
-        inpainter: str | None = None,
-        threshold: float | None = None,
-        dilate: int | None = None,
-        seed: int | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        strength: float | None = None,
         segmentation: SegmentOutput | None = None,
+        **values: Any,
     ) -> Result:
         """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation.
 
+        ``values`` (``seed=``, ``inpainter=``...) are a shorthand for ``RemoveOptions``.
         ``segmentation``: this image's segmenter output when the caller already has it (evaluation
         restores one prediction with several modes), so decomposition maps are not predicted twice.
         """
-        name = inpainter or self.default_inpainter
-        if name not in self.inpainters:
-            raise InvalidParameterError(
-                f"inpainter {name!r} is not loaded; available: {', '.join(sorted(self.inpainters))}"
-            )
+        options = RemoveOptions.coerce(options, values).seeded()  # the result reports its seed
+        self.check(options)
+        name = options.inpainter or self.default_inpainter
         stage = self.inpainters[name]
-        if seed is None:  # draw here so the result always reports the seed that reproduces it
-            seed = secrets.randbelow(2**32)
         timings: dict[str, float] = {}
         aux: SegmentOutput | None = None
         user_mask = mask
         if mask is None:
-            mask, aux = self.segment(image, threshold=threshold, dilate=dilate, timings=timings)
+            mask, aux = self.segment(image, options, timings=timings)
         else:
-            mask = self._user_mask(mask, image.shape[:2], dilate)
+            mask = self._user_mask(mask, image.shape[:2], options)
             if getattr(stage, "uses_decomposition", False):
                 if segmentation is not None:
                     aux = segmentation
                 elif self.segmenter is not None:
                     with _timed(timings, "segment"):
                         aux = self.segmenter.predict(image)
+        presence = aux.presence if aux is not None else None
+        # Nothing found (or an empty user mask): the photo comes back untouched.
         if not mask.any():
             timings["inpaint"] = 0.0
-            return Result(image=image.copy(), mask=mask, timings=timings, inpainter=name, seed=seed)
+            return Result(
+                image=image.copy(),
+                mask=mask,
+                timings=timings,
+                inpainter=name,
+                seed=options.seed,
+                found=False,
+                presence=presence,
+            )
         request = InpaintRequest(
             image=image,
             mask=mask,
-            seed=seed,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            strength=strength,
+            options=options,
             prob=aux.prob if aux is not None and user_mask is None else None,
             alpha=aux.alpha if aux is not None else None,
             color=aux.color if aux is not None else None,
@@ -140,9 +147,11 @@ class Remover:
             filled = stage.inpaint(request)
         with _timed(timings, "composite"):
             result = np.where(mask[..., None], filled, image).astype(np.uint8)
-        return Result(image=result, mask=mask, timings=timings, inpainter=name, seed=seed)
+        return Result(
+            image=result, mask=mask, timings=timings, inpainter=name, seed=options.seed, presence=presence
+        )
 
-    def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], dilate: int | None) -> np.ndarray:
+    def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], options: SegmentOptions) -> np.ndarray:
         if mask.shape[:2] != shape:
             raise InvalidMaskError(
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}"
@@ -150,7 +159,6 @@ class Remover:
         if mask.ndim == 3:
             mask = mask.max(axis=2)
         binary = mask if mask.dtype == bool else mask >= 128
-        if dilate:
-            px = self.refiner.with_options(dilate=dilate).dilate  # validates the range
-            binary = grow_mask(binary.astype(np.uint8), px).astype(bool)
+        if options.dilate:
+            binary = grow_mask(binary.astype(np.uint8), options.dilate).astype(bool)
         return binary

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from models.segmenter import WatermarkSegmenter
+from pipeline.device import resolve_device
 
 _STRIDE = 32
 
@@ -29,13 +30,7 @@ class SegmentOutput:
     prob: np.ndarray  # HxW float32, P(watermark)
     alpha: np.ndarray | None = None  # HxW float32 opacity in [0, 1], when the model has the head
     color: np.ndarray | None = None  # HxWx3 float32 mark colour in [0, 1], when the model has the head
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    presence: float | None = None  # P(the image carries a mark at all), when the model has the head
 
 
 class Segmenter:
@@ -46,11 +41,11 @@ class Segmenter:
         model: WatermarkSegmenter,
         *,
         device: str = "auto",
-        max_side: int = 1024,
+        max_side: int,
         max_tile_pixels: int = 1024 * 1024,
         batch_size: int = 4,
     ) -> None:
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.model = model.eval().to(self.device)
         self.max_side = max_side
         self.tile = max(_STRIDE, int(np.sqrt(max_tile_pixels)) // _STRIDE * _STRIDE)
@@ -75,50 +70,60 @@ class Segmenter:
             torch.from_numpy(np.ascontiguousarray(work)).to(self.device).permute(2, 0, 1)[None].float()
             / 255.0
         )
-        maps = self._run(x)  # 1xCxhxw probabilities, C = sum of head channels
+        maps, presence = self._run(x)  # 1xCxhxw probabilities, C = sum of head channels
         channels = maps[0].permute(1, 2, 0).float().cpu().numpy()
         if (work_w, work_h) != (width, height):
             channels = cv2.resize(channels, (width, height), interpolation=cv2.INTER_LINEAR)
             if channels.ndim == 2:
                 channels = channels[..., None]
-        return self._split(channels)
+        out = self._split(channels)
+        out.presence = None if presence is None else float(presence.max())
+        return out
 
     @torch.inference_mode()
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         _, _, h, w = x.shape
         if h * w <= self.max_tile_pixels:
             return self._forward_padded(x)
         return self._forward_tiled(x)
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Probability maps (BxCxhxw) and, with the presence head, P(mark) per item (B,)."""
         with torch.autocast(
             device_type=self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"
         ):
             out = self.model(batch)
-        return torch.cat([torch.sigmoid(out[h].float()) for h in self.heads], dim=1)
+        maps = torch.cat([torch.sigmoid(out[h].float()) for h in self.heads], dim=1)
+        presence = torch.sigmoid(out["presence"].float())[:, 0] if "presence" in out else None
+        return maps, presence
 
-    def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         _, _, h, w = x.shape
         pad_h, pad_w = (-h) % _STRIDE, (-w) % _STRIDE
         if pad_h or pad_w:  # reflect keeps edge statistics natural; replicate when the image is too small
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return self._forward(x)[:, :, :h, :w]
+        maps, presence = self._forward(x)
+        return maps[:, :, :h, :w], presence
 
-    def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
-        """Overlapping tiles, blended with a ramp so seams carry no weight."""
+    def _forward_tiled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Overlapping tiles, blended with a ramp so seams carry no weight; presence is the tiles' max."""
         _, _, h, w = x.shape
         tile, overlap = self.tile, self.tile // 8
         ys = _starts(h, tile, overlap)
         xs = _starts(w, tile, overlap)
         ramp = _ramp(tile, overlap, x.device)
         acc: torch.Tensor | None = None
+        presence: torch.Tensor | None = None
         weight = torch.zeros(1, 1, h, w, device=x.device)
         boxes = [(y, xx) for y in ys for xx in xs]
         for i in range(0, len(boxes), self.batch_size):
             chunk = boxes[i : i + self.batch_size]
             crops = torch.cat([self._crop(x, y, xx, tile) for y, xx in chunk])
-            preds = self._forward_padded(crops)
+            preds, tile_presence = self._forward_padded(crops)
+            if tile_presence is not None:
+                top = tile_presence.max()
+                presence = top if presence is None else torch.maximum(presence, top)
             for (y, xx), pred in zip(chunk, preds, strict=True):
                 th, tw = min(tile, h - y), min(tile, w - xx)
                 wgt = ramp[:, :, :th, :tw]
@@ -127,7 +132,7 @@ class Segmenter:
                 acc[:, :, y : y + th, xx : xx + tw] += pred[None, :, :th, :tw] * wgt
                 weight[:, :, y : y + th, xx : xx + tw] += wgt
         assert acc is not None
-        return acc / weight.clamp_min(1e-6)
+        return acc / weight.clamp_min(1e-6), presence
 
     @staticmethod
     def _crop(x: torch.Tensor, y: int, xx: int, tile: int) -> torch.Tensor:

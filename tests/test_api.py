@@ -33,7 +33,6 @@ from app.settings import Settings
 from pipeline.errors import ModelNotAvailableError
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
-from pipeline.masks import MaskRefiner
 from pipeline.remover import Remover
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +153,7 @@ def gated_remover(remover: Remover, stage: Any) -> Remover:
     """The real segmenter and refiner with a test stage as the default inpainter."""
     return Remover(
         remover.segmenter,
-        MaskRefiner(),
+        remover.refiner,
         {stage.name: stage, "opencv": remover.inpainters["opencv"]},
         stage.name,
     )
@@ -620,13 +619,22 @@ def test_body_too_large_is_an_http_exception_for_fastapis_body_parser() -> None:
 # queue, concurrency and timeouts
 
 
+def gated_client(
+    make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes, **settings: Any
+) -> tuple[TestClient, GateInpainter, Any, dict[str, Any]]:
+    """A client whose default inpainter blocks until released, its job queue and a full-mask request."""
+    gate = GateInpainter()
+    client = make_client(gated_remover(remover, gate), **settings)
+    files = {"image": ("a.png", png), "mask": ("m.png", full_mask(photo))}
+    return client, gate, client.app.state.jobs, files  # type: ignore[attr-defined]
+
+
 def test_queue_full_is_503_with_retry_after(
     make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes
 ) -> None:
-    gate = GateInpainter()
-    client = make_client(gated_remover(remover, gate), max_concurrent_jobs=1, max_queue=1)
-    jobs = client.app.state.jobs  # type: ignore[attr-defined]
-    files = {"image": ("a.png", png), "mask": ("m.png", full_mask(photo))}
+    client, gate, jobs, files = gated_client(
+        make_client, remover, photo, png, max_concurrent_jobs=1, max_queue=1
+    )
     with ThreadPoolExecutor(2) as pool:
         try:
             first = pool.submit(client.post, "/v1/remove", files=files)
@@ -654,10 +662,9 @@ def test_queue_full_is_503_with_retry_after(
 def test_timeout_is_504_and_frees_the_slot_when_the_job_ends(
     make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes
 ) -> None:
-    gate = GateInpainter()
-    client = make_client(gated_remover(remover, gate), request_timeout_s=0.5, max_queue=2)
-    jobs = client.app.state.jobs  # type: ignore[attr-defined]
-    files = {"image": ("a.png", png), "mask": ("m.png", full_mask(photo))}
+    client, gate, jobs, files = gated_client(
+        make_client, remover, photo, png, request_timeout_s=0.5, max_queue=2
+    )
     with ThreadPoolExecutor(1) as pool:
         try:
             running = pool.submit(client.post, "/v1/remove", files=files)

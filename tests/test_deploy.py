@@ -192,7 +192,8 @@ def test_dockerignore_keeps_what_the_image_copies(dockerfile: list[tuple[str, st
         if keyword == "COPY" and "--from=" not in value:
             parts = [p for p in value.split() if not p.startswith("--")]
             sources += parts[:-1]
-    assert {"pyproject.toml", "app", "pipeline", "models", "training", "weights"} <= set(sources)
+    assert {"pyproject.toml", "app", "pipeline", "models", "weights"} <= set(sources)
+    assert "training" not in sources  # the serving image carries neither training/ nor its extra
     assert not [s for s in sources if ignored(s)]
 
 

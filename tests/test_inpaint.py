@@ -24,6 +24,7 @@ from pipeline.inpaint.regions import (
     work_size,
 )
 from pipeline.masks import MaskRefiner
+from pipeline.options import RemoveOptions
 from pipeline.remover import Remover
 from tests.dummy_diffusion import TINY_NATIVE_SIZE
 
@@ -286,7 +287,12 @@ def test_diffusion_loads_from_folder_and_reads_native_size(diffusion: DiffusionI
 def test_remove_on_a_big_image_diffuses_only_the_crop(diffusion: DiffusionInpainter, spy: SpyPipe) -> None:
     image = coordinate_image(768, 1024)
     mask = box_mask((768, 1024), (700, 200, 724, 224))
-    remover = Remover(None, MaskRefiner(), {"diffusion": diffusion}, default_inpainter="diffusion")
+    remover = Remover(
+        None,
+        MaskRefiner(threshold=0.5, min_area=16, dilate=4),
+        {"diffusion": diffusion},
+        default_inpainter="diffusion",
+    )
     result = remover.remove(image, mask, seed=3)
 
     assert len(spy.calls) == 1
@@ -314,7 +320,7 @@ def test_regions_of_equal_size_share_one_call(
 ) -> None:
     image = coordinate_image(300, 800)
     mask = box_mask((300, 800), (20, 20, 40, 40), (700, 250, 720, 270))
-    request = InpaintRequest(image=image, mask=mask, seed=11)
+    request = InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=11))
     batched = diffusion.inpaint(request)
     assert [c["image"].shape[0] for c in spy.calls] == [2]
     monkeypatch.setattr(diffusion, "max_batch", 1)
@@ -327,21 +333,23 @@ def test_regions_of_equal_size_share_one_call(
 def test_diffusion_is_reproducible_for_a_seed(diffusion: DiffusionInpainter) -> None:
     image = coordinate_image(200, 260)
     mask = box_mask((200, 260), (100, 80, 140, 110))
-    first = diffusion.inpaint(InpaintRequest(image=image, mask=mask, seed=123))
-    again = diffusion.inpaint(InpaintRequest(image=image, mask=mask, seed=123))
-    other = diffusion.inpaint(InpaintRequest(image=image, mask=mask, seed=124))
+    first = diffusion.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=123)))
+    again = diffusion.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=123)))
+    other = diffusion.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=124)))
     np.testing.assert_array_equal(first, again)
     assert (first[mask] != other[mask]).any()
     drawn = diffusion.inpaint(InpaintRequest(image=image, mask=mask))
     assert diffusion.last_seed is not None
-    replay = diffusion.inpaint(InpaintRequest(image=image, mask=mask, seed=diffusion.last_seed))
+    replay = diffusion.inpaint(
+        InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=diffusion.last_seed))
+    )
     np.testing.assert_array_equal(drawn, replay)
 
 
 def test_diffusion_handles_masks_touching_borders(diffusion: DiffusionInpainter) -> None:
     image = coordinate_image(150, 220)
     mask = box_mask((150, 220), (0, 0, 30, 20), (200, 130, 220, 150), (0, 70, 220, 74))
-    out = diffusion.inpaint(InpaintRequest(image=image, mask=mask, seed=0))
+    out = diffusion.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=0)))
     assert out.shape == image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[~mask], image[~mask])
     assert (out[mask] != image[mask]).mean() > 0.5
@@ -354,7 +362,9 @@ def test_native_size_override_changes_the_work_size(tiny_inpaint_dir: Path) -> N
     spy = SpyPipe(inpainter.pipe)
     inpainter.pipe = spy  # type: ignore[attr-defined]
     mask = box_mask((100, 100), (40, 40, 50, 50))
-    inpainter.inpaint(InpaintRequest(image=coordinate_image(100, 100), mask=mask, seed=0))
+    inpainter.inpaint(
+        InpaintRequest(image=coordinate_image(100, 100), mask=mask, options=RemoveOptions(seed=0))
+    )
     assert spy.calls[0]["image"].shape == (1, 32, 32, 3)
 
 
@@ -378,7 +388,7 @@ def test_bad_request_options_are_typed_errors(
     image = coordinate_image(64, 64)
     mask = box_mask((64, 64), (10, 10, 20, 20))
     with pytest.raises(InvalidParameterError):
-        diffusion.inpaint(InpaintRequest(image=image, mask=mask, **overrides))
+        diffusion.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions.of(**overrides)))
 
 
 @pytest.mark.parametrize(
@@ -415,7 +425,7 @@ def test_diffusion_on_cuda_in_half_precision(tiny_inpaint_dir: Path) -> None:
     assert inpainter.dtype == torch.float16  # dtype="auto" on a GPU
     image = coordinate_image(300, 400)
     mask = box_mask((300, 400), (100, 100, 130, 120), (390, 0, 400, 300))
-    first = inpainter.inpaint(InpaintRequest(image=image, mask=mask, seed=9))
-    again = inpainter.inpaint(InpaintRequest(image=image, mask=mask, seed=9))
+    first = inpainter.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=9)))
+    again = inpainter.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=9)))
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first[~mask], image[~mask])

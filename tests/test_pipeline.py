@@ -11,6 +11,7 @@ from models import WatermarkSegmenter, build_segmenter
 from pipeline.errors import InvalidMaskError, InvalidParameterError, ModelNotAvailableError
 from pipeline.factory import build_remover, resolve_inpainter_name
 from pipeline.masks import MaskRefiner
+from pipeline.options import SegmentOptions
 from pipeline.segment import Segmenter
 
 
@@ -29,7 +30,9 @@ def test_refiner_thresholds_drops_specks_and_dilates() -> None:
 @pytest.mark.parametrize(("threshold", "dilate"), [(0.0, 1), (1.0, 1), (0.5, -1), (0.5, 10_000)])
 def test_refiner_rejects_bad_options(threshold: float, dilate: int) -> None:
     with pytest.raises(InvalidParameterError):
-        MaskRefiner().with_options(threshold=threshold, dilate=dilate)
+        SegmentOptions.of(threshold=threshold, dilate=dilate)
+    with pytest.raises(InvalidParameterError):
+        MaskRefiner(threshold=threshold, min_area=16, dilate=dilate)
 
 
 @pytest.mark.parametrize("shape", [(17, 1), (50, 70), (300, 200), (900, 1300)])
@@ -120,3 +123,46 @@ def test_unknown_inpainter_is_a_parameter_error(tiny_segmenter_dir: Path, photo:
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
     with pytest.raises(InvalidParameterError, match="not loaded"):
         remover.remove(photo, inpainter="nope")
+
+
+def test_refiner_returns_no_mask_when_no_mark_is_present() -> None:
+    prob = np.zeros((50, 50), np.float32)
+    prob[10:30, 10:30] = 0.95
+    refiner = MaskRefiner(threshold=0.5, min_area=16, dilate=4, presence_threshold=0.6)
+    assert refiner.refine(prob).any()  # no presence head: the pixels decide
+    assert refiner.refine(prob, presence=0.7).any()
+    assert not refiner.refine(prob, presence=0.3).any()
+    with pytest.raises(InvalidParameterError):
+        MaskRefiner(threshold=0.5, min_area=16, dilate=4, presence_threshold=1.5)
+
+
+def test_segmenter_reports_presence_in_one_pass_and_tiled(tmp_path: Path, photo: np.ndarray) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    directory = build_segmenter("tiny", heads=("mask", "alpha", "color"), presence=True).save_pretrained(
+        tmp_path
+    )
+    whole = Segmenter.from_pretrained(directory, device="cpu", max_side=1024).predict(photo)
+    tiled = Segmenter.from_pretrained(
+        directory, device="cpu", max_side=1024, max_tile_pixels=64 * 64
+    ).predict(photo)
+    assert whole.presence is not None and 0.0 <= whole.presence <= 1.0
+    assert tiled.presence is not None and 0.0 <= tiled.presence <= 1.0
+
+
+def test_remover_leaves_a_photo_untouched_when_no_mark_is_found(tmp_path: Path, photo: np.ndarray) -> None:
+    import torch
+
+    model = build_segmenter("tiny", heads=("mask", "alpha", "color"), presence=True)
+    with torch.no_grad():  # pixels all say "mark", the image-level head says "no mark"
+        model.net.segmentation_head[0].bias.fill_(20.0)
+        model.net.classification_head[3].weight.zero_()
+        model.net.classification_head[3].bias.fill_(-5.0)
+    directory = model.save_pretrained(tmp_path)
+    remover = build_remover(segmenter=directory, inpainter="opencv", presence_threshold=0.5)
+    result = remover.remove(photo)
+    assert not result.found and not result.mask.any() and result.presence < 0.01
+    np.testing.assert_array_equal(result.image, photo)
+    loose = build_remover(segmenter=directory, inpainter="opencv", presence_threshold=0.0).remove(photo)
+    assert loose.found and loose.mask.all()  # the same model without the decision repaints everything

@@ -24,6 +24,7 @@ from ray import serve
 
 from app.ray_serve import APP_NAME, RemoteRemover, ServeArgs, build_app, run_local
 from pipeline.errors import InvalidMaskError, InvalidParameterError
+from pipeline.options import RemoveOptions
 
 pytestmark = pytest.mark.slow
 
@@ -111,12 +112,14 @@ def test_remove_and_segment_over_http(served: str, photo: np.ndarray) -> None:
 def test_remote_errors_keep_their_type(served: str, photo: np.ndarray) -> None:
     """A pipeline error raised on the model replica reaches the app as the same typed error."""
     handle = serve.get_deployment_handle("RemoverDeployment", app_name=APP_NAME)
-    remote = RemoteRemover(handle, handle.describe.remote().result(timeout_s=30), timeout_s=30)
-    assert remote.segmenter is not None and remote.segmenter.device == "cpu"
+    description, seconds = handle.describe.remote().result(timeout_s=30)
+    remote = RemoteRemover(handle, description, timeout_s=30, load_seconds=seconds)
+    segmenter = remote.info().segmenter
+    assert segmenter is not None and segmenter.device == "cpu"
     with pytest.raises(InvalidMaskError):
         remote.remove(photo, np.zeros((10, 10), np.uint8))
     with pytest.raises(InvalidParameterError):
-        remote.remove(photo, inpainter="no-such-stage")
+        remote.remove(photo, options=RemoveOptions(inpainter="no-such-stage"))
     timings: dict[str, float] = {}
     mask, aux = remote.segment(photo, timings=timings)
     assert mask.shape == photo.shape[:2] and mask.dtype == bool and aux is None

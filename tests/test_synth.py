@@ -179,12 +179,67 @@ def test_no_watermark_fraction_gives_empty_masks(pool: AssetPool) -> None:
     assert 15 <= empty <= 45  # binomial(60, 0.5): far outside these bounds means the knob is ignored
 
 
-def test_default_config_mostly_marks_with_a_few_clean(pool: AssetPool) -> None:
+def test_default_config_mostly_marks_with_many_clean_negatives(pool: AssetPool) -> None:
     synth = WatermarkSynth(pool)
     masks = [synth.sample(np.random.default_rng([63, i]), (64, 64)).mask for i in range(40)]
     n_empty = sum(not m.any() for m in masks)
-    assert 0 <= n_empty <= 10
-    assert sum(m.any() for m in masks) >= 30
+    assert 4 <= n_empty <= 22  # p_no_mark 0.3 (+ the odd invisible mark): negatives are a real share
+    assert sum(m.any() for m in masks) >= 18
+
+
+def test_datestamp_is_an_opaque_orange_corner_imprint(pool: AssetPool) -> None:
+    synth = _synth(
+        pool, p_no_mark=0.0, kind_weights={"datestamp": 1.0}, p_tiled=0.0, n_marks_weights={"1": 1.0}
+    )
+    for i in range(4):
+        s = synth.sample(np.random.default_rng([72, i]), (160, 200), degrade=False)
+        info = s.meta["marks"][0]
+        assert info["kind"] == "datestamp" and info["position"] == "corner" and info["angle"] == 0.0
+        assert info["opacity"] >= 0.8 and any(c.isdigit() for c in info["text"])
+        ys, _xs = np.nonzero(s.mask)
+        assert len(ys) > 20
+        r, _g, b = s.color[s.alpha > 0.5].mean(axis=0)
+        assert r > 0.8 and r > b + 0.3  # warm: orange, red or yellow
+
+
+def test_seven_segment_draws_each_digit_differently() -> None:
+    from training.synth.render import seven_segment
+
+    glyphs = [seven_segment(d, 24, slant=0.0) for d in "0123456789"]
+    assert all(g.shape == glyphs[0].shape and g.max() > 0.9 for g in glyphs)
+    sums = {round(float(g.sum())) for g in glyphs}
+    assert len(sums) >= 6  # 7-segment digits differ in lit segments (some share a count)
+    assert seven_segment("8", 24, slant=0.0).sum() > seven_segment("1", 24, slant=0.0).sum() * 2
+    assert seven_segment("'19 8 15", 20).shape[0] >= 20
+
+
+def test_platform_mark_has_an_icon_tile_and_an_account_line(pool: AssetPool) -> None:
+    synth = _synth(
+        pool, p_no_mark=0.0, kind_weights={"platform": 1.0}, p_tiled=0.0, n_marks_weights={"1": 1.0}
+    )
+    texts = []
+    for i in range(6):
+        s = synth.sample(np.random.default_rng([73, i]), (200, 300), degrade=False)
+        assert s.meta["marks"][0]["kind"] == "platform"
+        assert s.mask.sum() > 30
+        texts.append(s.meta["marks"][0]["text"])
+    assert any(t.startswith(("@", "ID: ", "No. ")) or "\n" in t for t in texts)
+
+
+def test_photo_folders_split_by_name_in_place(tmp_path: Path) -> None:
+    from training.synth.pool import photos_in_dirs
+
+    for sub in ("a", "b/c"):
+        (tmp_path / sub).mkdir(parents=True)
+    names = [f"a/{i}.jpg" for i in range(30)] + [f"b/c/{i}.png" for i in range(30)] + ["a/notes.txt"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    train, val = photos_in_dirs([tmp_path], "train"), photos_in_dirs([tmp_path], "val")
+    assert not set(train) & set(val) and len(train) + len(val) == 60
+    assert 3 <= len(val) <= 24  # ~20 % held out by a hash of the name
+    assert photos_in_dirs([tmp_path], "val") == val  # stable
+    with pytest.raises(InvalidParameterError):
+        photos_in_dirs([tmp_path / "missing"], "train")
 
 
 @pytest.mark.parametrize("kind", MARK_KINDS)

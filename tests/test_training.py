@@ -98,3 +98,93 @@ def test_psnr() -> None:
     assert psnr(a, a) == 100.0
     assert psnr(a, b) == pytest.approx(10 * np.log10(48), rel=1e-6)
     assert np.isnan(psnr(a, b, np.zeros((4, 4), bool)))
+
+
+def test_presence_head_learns_an_image_label_and_is_gated(tmp_path: Path) -> None:
+    module = SegmenterModule(
+        preset="tiny", input_size=64, imagenet_init=False, presence=True, ohem_weight=1.0
+    )
+    x = torch.rand(2, 3, 64, 64)
+    out = module(x)
+    assert out["presence"].shape == (2, 1) and out["mask"].shape == (2, 1, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 10:30, 10:30] = 1  # one marked crop, one clean
+    batch = {"image": x, "mask": mask, "alpha": mask * 0.5, "color": torch.rand(2, 3, 64, 64)}
+    losses = module._losses(out, batch)
+    assert {"presence", "hard_neg", "bce", "dice"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_hard_negatives_are_the_worst_background_pixels() -> None:
+    from training.module import hard_negative_bce, has_mark
+
+    target = torch.zeros(1, 1, 10, 10)
+    target[..., :2, :] = 1  # mark pixels never count as negatives
+    logits = torch.full((1, 1, 10, 10), -10.0)
+    logits[..., :2, :] = 10.0
+    calm = hard_negative_bce(logits, target, fraction=0.01)
+    logits[0, 0, 9, 9] = 5.0  # one confident false positive in the background
+    assert hard_negative_bce(logits, target, fraction=0.01) > 100 * calm
+    assert has_mark(target).tolist() == [1.0] and has_mark(torch.zeros(1, 1, 8, 8)).tolist() == [0.0]
+
+
+def test_continue_from_weights_without_presence_head(tmp_path: Path) -> None:
+    old = WatermarkSegmenter.from_pretrained(
+        SegmenterModule(
+            preset="tiny", input_size=64, imagenet_init=False, presence=False
+        ).model.save_pretrained(tmp_path / "old")
+    )
+    module = SegmenterModule(
+        preset="tiny", input_size=64, imagenet_init=False, presence=True, init_weights=str(tmp_path / "old")
+    )
+    key = "net.encoder.model.conv_stem.weight"
+    assert torch.allclose(module.model.state_dict()[key], old.state_dict()[key])
+    other = SegmenterModule(preset="tiny", input_size=64, imagenet_init=False, heads=("mask",))
+    other.model.save_pretrained(tmp_path / "mask-only")
+    with pytest.raises(ValueError, match="does not match"):
+        SegmenterModule(
+            preset="tiny", input_size=64, imagenet_init=False, init_weights=str(tmp_path / "mask-only")
+        )
+
+
+def test_frozen_encoder_trains_only_the_decoder() -> None:
+    module = SegmenterModule(preset="tiny", input_size=64, imagenet_init=False, freeze_encoder=True)
+    enc = {k: v.clone() for k, v in module.model.net.encoder.state_dict().items()}
+    dec = {k: v.clone() for k, v in module.model.net.decoder.state_dict().items()}
+    trainer = L.Trainer(
+        fast_dev_run=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.fit(module, datamodule=_tiny_data())
+    assert all(torch.equal(enc[k], v) for k, v in module.model.net.encoder.state_dict().items())
+    assert any(not torch.equal(dec[k], v) for k, v in module.model.net.decoder.state_dict().items())
+    assert {"val/f1_gated", "val/false_alarm_rate", "val/false_alarm_rate_ungated"} <= set(
+        trainer.callback_metrics
+    )
+
+
+def test_eval_reports_harm_on_clean_photos(tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    from pipeline import io
+    from training.synth import AssetPool, write_dataset
+
+    root = write_dataset(tmp_path / "set", 2, seed=1, size=(96, 96), pool=AssetPool.builtin())
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(3):
+        photo = np.random.default_rng(i).integers(0, 255, (80, 100, 3), dtype=np.uint8)
+        (clean / f"{i}.png").write_bytes(io.encode(photo, "png"))
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", threshold=0.01, dilate=0)
+    metrics = evaluate(remover, root, modes=["opencv"], clean_dirs=[clean])
+    harm = metrics["harm"]
+    assert metrics["images"] == 5 and harm["clean_images"] == 3
+    # A random tiny model at threshold 0.01 masks everything: every clean photo is a false alarm.
+    assert harm["false_alarm_rate"] == 1.0
+    assert 0.0 < harm["clean_psnr_vs_input"]["opencv"] <= 100.0
+    assert 0.0 <= harm["made_worse_rate"]["opencv"] <= 1.0
+    only_clean = evaluate(
+        build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", threshold=0.99),
+        None,
+        modes=["opencv"],
+        clean_dirs=[clean],
+    )
+    assert only_clean["harm"]["false_alarm_rate"] == 0.0
+    assert only_clean["harm"]["clean_psnr_vs_input"]["opencv"] == 100.0  # untouched

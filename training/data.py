@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.errors import InvalidParameterError
 from training.synth import AssetPool, SynthConfig, SynthSample, WatermarkSynth, default_assets_dir
+from training.synth.pool import photos_in_dirs
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -115,14 +116,17 @@ class WatermarkDataModule(L.LightningDataModule):
     :class:`SynthConfig` or a mapping of overrides from YAML. ``worker_start`` is how loader
     workers start: the default ``forkserver`` gives them a clean process, because forking a parent
     whose OpenCV/OpenMP thread pools are mid-flight can deadlock a worker (seen under heavy load);
-    ``fork`` starts faster. ``seed`` picks the training stream; the validation set depends only on
+    ``fork`` starts faster. ``photo_dirs``: folders of clean real photos used in place as extra
+    backgrounds (e.g. ``../shared/photos``), split train/val by a hash of each name. ``seed`` picks the training stream; the validation set depends only on
     ``val_seed``, so a continuation stage that draws fresh training data with a new ``seed`` is
-    still scored on the same validation set as the stage before it.
+    still scored on the same validation set as the stage before it; ``val_synth`` (default: the same as
+    ``synth``) keeps it fixed too when training runs compare generator settings.
     """
 
     def __init__(
         self,
         assets_dir: str | None = "default",
+        photo_dirs: list[str] | None = None,
         crop_size: int | tuple[int, int] = 384,
         batch_size: int = 16,
         num_workers: int = 2,
@@ -131,6 +135,7 @@ class WatermarkDataModule(L.LightningDataModule):
         seed: int = 0,
         val_seed: int = 0,
         synth: SynthConfig | dict[str, Any] | None = None,
+        val_synth: SynthConfig | dict[str, Any] | None = None,
         worker_start: str = "forkserver",
         pool: AssetPool | None = None,
     ) -> None:
@@ -146,6 +151,7 @@ class WatermarkDataModule(L.LightningDataModule):
             )
         self.worker_start = worker_start
         self.assets_dir = assets_dir
+        self.photo_dirs = list(photo_dirs or [])
         self.size = _size(crop_size)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -154,6 +160,7 @@ class WatermarkDataModule(L.LightningDataModule):
         self.seed = seed
         self.val_seed = val_seed
         self.synth_config = SynthConfig.from_any(synth)
+        self.val_synth_config = self.synth_config if val_synth is None else SynthConfig.from_any(val_synth)
         self.pool = pool
         self.train_set: SynthWatermarkDataset | None = None
         self.val_set: SynthWatermarkDataset | None = None
@@ -162,9 +169,9 @@ class WatermarkDataModule(L.LightningDataModule):
         if self.pool is not None:
             return self.pool
         if self.assets_dir is None:
-            return AssetPool.builtin()
+            return AssetPool.builtin(photos_in_dirs(self.photo_dirs, split))
         root = default_assets_dir() if self.assets_dir == "default" else Path(self.assets_dir).expanduser()
-        return AssetPool.from_manifest(root, split)
+        return AssetPool.from_manifest(root, split, self.photo_dirs)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the train and val datasets (cheap: assets load lazily in each worker)."""
@@ -174,7 +181,7 @@ class WatermarkDataModule(L.LightningDataModule):
                 synth, self.train_samples_per_epoch, self.size, self.seed, TRAIN_STREAM
             )
         if self.val_set is None and stage in (None, "fit", "validate", "test"):
-            synth = WatermarkSynth(self._pool("val"), self.synth_config)
+            synth = WatermarkSynth(self._pool("val"), self.val_synth_config)
             self.val_set = SynthWatermarkDataset(
                 synth, self.val_samples, self.size, self.val_seed, VAL_STREAM
             )

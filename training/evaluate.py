@@ -3,6 +3,11 @@
 Every restoration mode is run on the same images in one pass, next to the do-nothing baseline
 (the watermarked input itself), so the numbers compare like with like. Writes metrics JSON and a
 PNG sheet of the worst cases (input | predicted mask | true mask | result).
+
+Harm is reported next to quality, because it is what users see first: on images without a mark
+(empty true masks, or folders of clean photos given with ``clean_dirs``) the false-alarm rate (share
+whose mask covers more than 0.1 % of the pixels) and how far each mode's output moved from the
+input (PSNR); on marked images the share that a mode left worse than its input by more than 0.5 dB.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from pipeline import io
 from pipeline.remover import Remover
 
 BASELINE = "input"
+FALSE_ALARM_COVERAGE = 0.001
+"""A clean photo counts as a false alarm when its mask covers more than this share of its pixels."""
+WORSE_DB = 0.5
+"""A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -73,9 +82,51 @@ class _ModeStats:
         return {"psnr": mean(self.psnr), "psnr_mask": mean(self.psnr_mask), "ssim": mean(self.ssim)}
 
 
-def _pairs(root: Path) -> list[tuple[Path, Path, Path]]:
+@dataclass
+class _HarmStats:
+    clean_images: int = 0
+    false_alarms: int = 0
+    clean_psnr: dict[str, list[float]] = field(default_factory=dict)
+    marked_images: int = 0
+    made_worse: dict[str, int] = field(default_factory=dict)
+
+    def add_clean(self, mask: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray) -> None:
+        self.clean_images += 1
+        self.false_alarms += int(mask.mean() > FALSE_ALARM_COVERAGE)
+        for mode, out in outputs.items():
+            self.clean_psnr.setdefault(mode, []).append(psnr(out, image))
+
+    def add_marked(self, outputs: dict[str, np.ndarray], image: np.ndarray, clean: np.ndarray) -> None:
+        self.marked_images += 1
+        before = psnr(image, clean)
+        for mode, out in outputs.items():
+            self.made_worse[mode] = self.made_worse.get(mode, 0) + int(psnr(out, clean) < before - WORSE_DB)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "clean_images": self.clean_images,
+            "false_alarm_rate": self.false_alarms / self.clean_images if self.clean_images else math.nan,
+            "clean_psnr_vs_input": {m: float(np.mean(v)) for m, v in self.clean_psnr.items()},
+            "marked_images": self.marked_images,
+            "made_worse_rate": {
+                m: n / self.marked_images for m, n in self.made_worse.items() if self.marked_images
+            },
+        }
+
+
+def _clean_inputs(dirs: list[Path]) -> list[tuple[Path, None, None]]:
+    """Every image under ``dirs`` as a photo without a mark (its own clean reference)."""
+    return [
+        (p, None, None)
+        for d in dirs
+        for p in sorted(Path(d).rglob("*"))
+        if p.suffix.lower() in io.SUPPORTED_SUFFIXES and p.is_file()
+    ]
+
+
+def _pairs(root: Path) -> list[tuple[Path, Path | None, Path | None]]:
     inputs = sorted(p for p in (root / "input").iterdir() if p.suffix.lower() in io.SUPPORTED_SUFFIXES)
-    out = []
+    out: list[tuple[Path, Path | None, Path | None]] = []
     for path in inputs:
         mask = next(iter(sorted((root / "mask").glob(f"{path.stem}.*"))), None)
         clean = next(iter(sorted((root / "clean").glob(f"{path.stem}.*"))), None)
@@ -89,49 +140,64 @@ def _pairs(root: Path) -> list[tuple[Path, Path, Path]]:
 
 def evaluate(
     remover: Remover,
-    root: str | Path,
+    root: str | Path | None,
     *,
     modes: list[str] | None = None,
     report_dir: str | Path | None = None,
     worst: int = 8,
     limit: int | None = None,
+    clean_dirs: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Run segmentation once per image and every restoration mode on its mask; return metrics."""
-    root = Path(root)
+    """Run segmentation once per image and every restoration mode on its mask; return metrics.
+
+    ``root``: a set laid out as ``input/ mask/ clean/`` (or ``None``); ``clean_dirs``: folders of
+    photos without a mark, evaluated for harm only. ``limit`` caps each of the two.
+    """
     modes = modes or sorted(remover.inpainters)
-    pairs = _pairs(root)[:limit]
+    pairs = (_pairs(Path(root))[:limit] if root is not None else []) + _clean_inputs(clean_dirs or [])[:limit]
+    if not pairs:
+        raise FileNotFoundError("nothing to evaluate: give a dataset folder or clean photo folders")
     counts = _Counts()
+    harm = _HarmStats()
     raw_counts = _Counts()
     stats = {m: _ModeStats() for m in [BASELINE, *modes]}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for inp, mask_path, clean_path in pairs:
         image = io.read_image_file(inp).rgb
-        clean = io.read_image_file(clean_path).rgb
-        truth = io.decode_mask(mask_path.read_bytes(), (image.shape[1], image.shape[0]))
+        clean = io.read_image_file(clean_path).rgb if clean_path is not None else image
+        if mask_path is not None:
+            truth = io.decode_mask(mask_path.read_bytes(), (image.shape[1], image.shape[0]))
+        else:
+            truth = np.zeros(image.shape[:2], bool)
         mask, seg = remover.segment(image)
         raw_counts.add(seg.prob >= remover.refiner.threshold, truth)
         counts.add(mask, truth)
         stats[BASELINE].psnr.append(psnr(image, clean))
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
-        default_result = None
+        outputs: dict[str, np.ndarray] = {}
         for mode in modes:
             result = remover.remove(image, mask, inpainter=mode, seed=0, segmentation=seg).image
             stats[mode].psnr.append(psnr(result, clean))
             stats[mode].psnr_mask.append(psnr(result, clean, truth))
             stats[mode].ssim.append(ssim(result, clean))
-            if mode == remover.default_inpainter or default_result is None:
-                default_result = result
-        assert default_result is not None
+            outputs[mode] = result
+        if truth.any():
+            harm.add_marked(outputs, image, clean)
+        else:
+            harm.add_clean(mask, outputs, image)
+        default_result = outputs.get(remover.default_inpainter, outputs[modes[0]])
         cases.append((psnr(default_result, clean), inp.name, image, mask, truth, default_result))
     metrics: dict[str, Any] = {
-        "dataset": str(root),
+        "dataset": str(root) if root is not None else None,
+        "clean_dirs": [str(d) for d in clean_dirs or []],
         "images": len(pairs),
         "threshold": remover.refiner.threshold,
         "dilate": remover.refiner.dilate,
         "mask": raw_counts.summary(),
         "mask_refined": counts.summary(),
         "restoration": {m: s.summary() for m, s in stats.items()},
+        "harm": harm.summary(),
         "default_inpainter": remover.default_inpainter,
     }
     if report_dir is not None:

@@ -3,6 +3,12 @@
 Losses: BCE + soft Dice on the mask (Dice keeps thin, small marks from drowning in background),
 and, when the decomposition heads are on, L1 on opacity and colour inside the mark plus an L1 on
 opacity gradients, so the edges of glyphs are sharp enough to invert the blend.
+
+Doing no harm on clean photos is trained for explicitly: the ``presence`` head learns "is there a
+mark at all" (BCE on the image-level label), ``neg_weight`` > 1 weights background pixels above
+mark pixels in the BCE (precision over recall), and ``ohem_weight`` adds the mean loss of the
+hardest 1 % background pixels of each image (online hard-negative mining: the decals, signs and hair
+a photo-wide mean drowns). ``freeze_encoder`` trains only the decoder and heads (cheap on a CPU).
 """
 
 from __future__ import annotations
@@ -41,6 +47,19 @@ def gradient_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     return loss
 
 
+def hard_negative_bce(logits: torch.Tensor, target: torch.Tensor, fraction: float = 0.01) -> torch.Tensor:
+    """Mean BCE of the hardest ``fraction`` of background pixels per image (OHEM on negatives)."""
+    loss = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    loss = (loss * (target < 0.5)).flatten(1)
+    k = max(1, int(loss.shape[1] * fraction))
+    return loss.topk(k, dim=1).values.mean()
+
+
+def has_mark(mask: torch.Tensor, min_pixels: float = 16.0) -> torch.Tensor:
+    """Image-level label (B,) from a Bx1xHxW mask: a crop that shows a mark's sliver only is not "marked"."""
+    return (mask.flatten(1).sum(1) >= min_pixels).float()
+
+
 def binary_stats(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """(tp, fp, fn) summed over the batch, for IoU/F1 over a whole validation set."""
     pred = torch.sigmoid(logits) >= threshold
@@ -66,17 +85,44 @@ class SegmenterModule(L.LightningModule):
         color_weight: float = 0.5,
         gradient_weight: float = 0.5,
         threshold: float = 0.5,
+        presence: bool = True,
+        presence_weight: float = 0.5,
+        presence_threshold: float = 0.5,
+        neg_weight: float = 1.0,
+        ohem_weight: float = 0.0,
+        freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model: WatermarkSegmenter = build_segmenter(preset, heads=tuple(heads), input_size=input_size)
+        self.model: WatermarkSegmenter = build_segmenter(
+            preset, heads=tuple(heads), input_size=input_size, presence=presence
+        )
         if init_weights:  # continue from an exported model (e.g. a second stage with new data settings)
-            self.model.load_state_dict(WatermarkSegmenter.from_pretrained(init_weights).state_dict())
+            self._load_init(init_weights)
         elif imagenet_init:
             from training.pretrained import init_encoder_from_imagenet
 
             init_encoder_from_imagenet(self.model)
-        self._val_stats = torch.zeros(3, dtype=torch.float64)
+        if freeze_encoder:
+            self.model.net.encoder.requires_grad_(False)
+        self._reset_val()
+
+    def _load_init(self, directory: str) -> None:
+        """Start from exported weights; a head the old model lacks (``presence``) starts fresh."""
+        state = WatermarkSegmenter.from_pretrained(directory).state_dict()
+        try:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes (e.g. other heads)
+            raise ValueError(f"init_weights {directory} does not match this model: {exc}") from None
+        fresh = [k for k in missing if "classification_head" not in k]
+        if fresh or unexpected:
+            raise ValueError(
+                f"init_weights {directory} does not match this model: missing {fresh}, unexpected {unexpected}"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.freeze_encoder:  # frozen BatchNorm statistics too, not only its weights
+            self.model.net.encoder.eval()
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(image)
@@ -86,10 +132,17 @@ class SegmenterModule(L.LightningModule):
     ) -> dict[str, torch.Tensor]:
         hp = self.hparams
         mask = batch["mask"]
+        pixel_weight = None if hp.neg_weight == 1.0 else torch.where(mask >= 0.5, 1.0, hp.neg_weight)
         losses = {
-            "bce": F.binary_cross_entropy_with_logits(out["mask"], mask),
+            "bce": F.binary_cross_entropy_with_logits(out["mask"], mask, weight=pixel_weight),
             "dice": hp.dice_weight * soft_dice_loss(out["mask"], mask),
         }
+        if hp.ohem_weight > 0:
+            losses["hard_neg"] = hp.ohem_weight * hard_negative_bce(out["mask"], mask)
+        if "presence" in out:
+            losses["presence"] = hp.presence_weight * F.binary_cross_entropy_with_logits(
+                out["presence"][:, 0], has_mark(mask)
+            )
         # Inside the mark, plus a thin band around it, so edges are learnt on both sides.
         region = F.max_pool2d(mask, kernel_size=5, stride=1, padding=2)
         if "alpha" in out:
@@ -109,8 +162,14 @@ class SegmenterModule(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=batch["image"].shape[0])
         return total
 
+    def _reset_val(self) -> None:
+        self._val_stats = torch.zeros(3, dtype=torch.float64)  # pixel tp, fp, fn
+        self._val_gated = torch.zeros(3, dtype=torch.float64)  # the same after the presence decision
+        # images: clean, clean with a mask, marked, marked with a mask, clean with an ungated mask
+        self._val_images = torch.zeros(5, dtype=torch.float64)
+
     def on_validation_epoch_start(self) -> None:
-        self._val_stats = torch.zeros(3, dtype=torch.float64)
+        self._reset_val()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self(batch["image"])
@@ -123,18 +182,37 @@ class SegmenterModule(L.LightningModule):
                 "val/alpha_mae", masked_l1(torch.sigmoid(out["alpha"]), batch["alpha"], inside), batch_size=n
             )
         self._val_stats += binary_stats(out["mask"], batch["mask"], self.hparams.threshold).cpu()
+        # What the product does: no mask at all where the presence head says "no mark".
+        gated = out["mask"]
+        if "presence" in out:
+            found = torch.sigmoid(out["presence"][:, 0]) >= self.hparams.presence_threshold
+            gated = torch.where(found[:, None, None, None], gated, torch.full_like(gated, -20.0))
+        self._val_gated += binary_stats(gated, batch["mask"], self.hparams.threshold).cpu()
+        labels = has_mark(batch["mask"]).bool()
+        flagged, raw = self._flags(gated), self._flags(out["mask"])
+        counts = [(~labels).sum(), (~labels & flagged).sum(), labels.sum(), (labels & flagged).sum()]
+        self._val_images += torch.stack([*counts, (~labels & raw).sum()]).double().cpu()
+
+    def _flags(self, logits: torch.Tensor) -> torch.Tensor:
+        """Images whose mask covers > 0.1 % of pixels: the false-alarm rule of ``markless eval``."""
+        return (torch.sigmoid(logits) >= self.hparams.threshold).flatten(1).float().mean(1) > 0.001
 
     def on_validation_epoch_end(self) -> None:
-        stats = self._val_stats
+        stats = torch.cat([self._val_stats, self._val_gated, self._val_images])
         if self.trainer.world_size > 1:
-            stats = self.all_gather(stats.to(self.device)).reshape(-1, 3).sum(0).cpu()
-        tp, fp, fn = stats.tolist()
+            stats = self.all_gather(stats.to(self.device)).reshape(-1, stats.numel()).sum(0).cpu()
+        tp, fp, fn, gtp, gfp, gfn, clean, false_alarms, marked, found, raw_alarms = stats.tolist()
         self.log("val/iou", tp / max(tp + fp + fn, 1.0), prog_bar=True)
         self.log("val/f1", 2 * tp / max(2 * tp + fp + fn, 1.0), prog_bar=True)
+        self.log("val/f1_gated", 2 * gtp / max(2 * gtp + gfp + gfn, 1.0), prog_bar=True)
+        self.log("val/false_alarm_rate", false_alarms / max(clean, 1.0), prog_bar=True)
+        self.log("val/detection_rate", found / max(marked, 1.0))
+        self.log("val/false_alarm_rate_ungated", raw_alarms / max(clean, 1.0))
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup_fraction, anneal_strategy="cos"

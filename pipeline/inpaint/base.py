@@ -8,12 +8,13 @@ guarantee "pixels outside the mask never change" lives in exactly one place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
+from pipeline.options import RemoveOptions
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,7 @@ class InpaintRequest:
 
     image: np.ndarray  # HxWx3 uint8 RGB
     mask: np.ndarray  # HxW bool, True = restore
-    seed: int | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
-    strength: float | None = None
+    options: RemoveOptions = field(default_factory=RemoveOptions)  # validated; seed, steps...
     prob: np.ndarray | None = None  # HxW float32: segmenter's P(mark), only when the mask came from it
     alpha: np.ndarray | None = None  # HxW float32 in [0,1]: predicted mark opacity (decomposition heads)
     color: np.ndarray | None = None  # HxWx3 float32 in [0,1]: predicted mark colour

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from pipeline.device import resolve_device
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import InpaintRequest, register_inpainter
 from pipeline.inpaint.regions import inpaint_regions_batched
+from pipeline.options import MAX_SEED, RemoveOptions
 
 if TYPE_CHECKING:
     import torch
@@ -40,49 +41,12 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
 DEFAULT_PROMPT = "clean background, high quality photo"
 DEFAULT_NEGATIVE_PROMPT = "watermark, text, logo, letters, signature, caption, stamp, blurry, artifacts"
 
-STEPS_RANGE = (1, 150)
-GUIDANCE_RANGE = (0.0, 30.0)
-MAX_SEED = 2**63 - 1
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def validate_steps(steps: int) -> int:
-    """Denoising steps as an int in ``STEPS_RANGE`` (the API and CLI pass user values through)."""
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
-        raise InvalidParameterError(f"steps must be an integer, got {steps!r}")
-    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
-        raise InvalidParameterError(f"steps must be in [{STEPS_RANGE[0]}, {STEPS_RANGE[1]}], got {steps}")
-    return int(steps)
-
-
-def validate_guidance(guidance_scale: float) -> float:
-    """Classifier-free guidance scale in ``GUIDANCE_RANGE`` (<= 1 disables guidance)."""
-    value = float(guidance_scale)
-    if not GUIDANCE_RANGE[0] <= value <= GUIDANCE_RANGE[1]:
-        raise InvalidParameterError(
-            f"guidance_scale must be in [{GUIDANCE_RANGE[0]:g}, {GUIDANCE_RANGE[1]:g}], got {guidance_scale}"
-        )
-    return value
-
-
-def validate_strength(strength: float) -> float:
-    """Denoising strength in (0, 1]: 1 repaints the hole from pure noise."""
-    value = float(strength)
-    if not 0.0 < value <= 1.0:
-        raise InvalidParameterError(f"strength must be in (0, 1], got {strength}")
-    return value
-
-
-def validate_seed(seed: int) -> int:
-    """A non-negative 63-bit seed (what every torch generator accepts)."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed <= MAX_SEED:
-        raise InvalidParameterError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-    return int(seed)
 
 
 def _is_local(model: str) -> bool:
@@ -143,8 +107,9 @@ class DiffusionInpainter:
         authors advise staying just below 1). ``local_files_only=None`` follows ``HF_HUB_OFFLINE``.
         """
         self.model = model
-        self.steps = validate_steps(steps)
-        self.guidance_scale = validate_guidance(guidance_scale)
+        RemoveOptions.of(steps=steps, guidance_scale=guidance_scale, strength=strength)  # the ranges
+        self.steps = int(steps)
+        self.guidance_scale = float(guidance_scale)
         self.prompt = prompt
         self.negative_prompt = negative_prompt
         if max_batch < 1:
@@ -157,12 +122,12 @@ class DiffusionInpainter:
         self.max_aspect = float(max_aspect)
         self.feather_px = int(feather_px)
         self.color_match = color_match
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype: torch.dtype = _resolve_dtype(dtype, self.device)
         self.local_files_only = _env_flag("HF_HUB_OFFLINE") if local_files_only is None else local_files_only
         self.pipe = self._load(model, cache_dir=cache_dir, variant=variant, cpu_offload=cpu_offload)
         self._call_params = dict(inspect.signature(self.pipe.__call__).parameters)
-        self.strength = validate_strength(strength if strength is not None else self._default_strength())
+        self.strength = float(strength) if strength is not None else self._default_strength()
         self.vae_scale_factor = int(getattr(self.pipe, "vae_scale_factor", 8))
         self.native_size = int(native_size) if native_size is not None else self._native_size()
         # Latent sides must divide by the VAE factor; transformer models (Flux, SD3) also pack
@@ -253,14 +218,11 @@ class DiffusionInpainter:
     # -- inference -----------------------------------------------------------------------------
 
     def resolve(self, request: InpaintRequest) -> tuple[int, float, float]:
-        """Validated (steps, guidance_scale, strength) for a request: its overrides or the defaults."""
-        steps = validate_steps(request.steps) if request.steps is not None else self.steps
-        guidance = (
-            validate_guidance(request.guidance_scale)
-            if request.guidance_scale is not None
-            else self.guidance_scale
-        )
-        strength = validate_strength(request.strength) if request.strength is not None else self.strength
+        """(steps, guidance_scale, strength) for a request: its (validated) overrides or the defaults."""
+        opts = request.options
+        steps = opts.steps if opts.steps is not None else self.steps
+        guidance = opts.guidance_scale if opts.guidance_scale is not None else self.guidance_scale
+        strength = opts.strength if opts.strength is not None else self.strength
         if effective_steps(steps, strength) < 1:
             raise InvalidParameterError(
                 f"steps x strength must be at least 1 (the pipeline runs int(steps * strength) steps), "
@@ -271,7 +233,7 @@ class DiffusionInpainter:
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         """Fill ``request.mask``: one pipeline call per batch of same-size region crops."""
         steps, guidance, strength = self.resolve(request)
-        seed = validate_seed(request.seed) if request.seed is not None else secrets.randbelow(2**32)
+        seed = request.options.seed_or_draw()
         counter = itertools.count()
 
         def fill_batch(crops: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -356,24 +318,6 @@ def _match_ring_color(filled: np.ndarray, crop: np.ndarray, mask: np.ndarray, ri
         return filled
     offset = crop[ring].astype(np.float32).mean(axis=0) - filled[ring].astype(np.float32).mean(axis=0)
     return np.clip(np.rint(filled.astype(np.float32) + offset), 0, 255).astype(np.uint8)
-
-
-def _resolve_device(device: str) -> str:
-    """``auto`` → cuda when present, else cpu; refuse a GPU that is not there."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if re.fullmatch(r"cuda(:\d+)?", device):
-        if not torch.cuda.is_available():
-            raise InvalidParameterError(f"device {device!r} requested but CUDA is not available")
-        index = int(device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise InvalidParameterError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) present")
-        return device
-    raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
 
 
 def _resolve_dtype(dtype: str, device: str) -> torch.dtype:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import cv2
 import numpy as np
@@ -170,6 +171,17 @@ def _validate(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool, copy=False)
 
 
+class CropPolicy(TypedDict, total=False):
+    """How regions are cropped (the keywords of ``plan_regions``, where their defaults live)."""
+
+    margin: float
+    min_margin: int
+    target_size: int | None
+    min_crop: int
+    max_aspect: float | None
+    multiple: int
+
+
 def plan_regions(
     mask: np.ndarray,
     *,
@@ -292,13 +304,8 @@ def inpaint_regions_batched(
     fill_batch: FillBatch,
     *,
     max_batch: int = 1,
-    margin: float = 0.25,
-    min_margin: int = 16,
-    target_size: int | None = None,
-    min_crop: int = 0,
-    max_aspect: float | None = 2.0,
-    multiple: int = 8,
     feather_px: int = 0,
+    **crop: Unpack[CropPolicy],
 ) -> np.ndarray:
     """Like ``inpaint_regions``, but hands ``fill_batch`` up to ``max_batch`` same-size crops at once.
 
@@ -309,15 +316,7 @@ def inpaint_regions_batched(
     if max_batch < 1:
         raise InvalidParameterError(f"max_batch must be >= 1, got {max_batch}")
     out = image.copy()
-    regions = plan_regions(
-        mask,
-        margin=margin,
-        min_margin=min_margin,
-        target_size=target_size,
-        min_crop=min_crop,
-        max_aspect=max_aspect,
-        multiple=multiple,
-    )
+    regions = plan_regions(mask, **crop)
     by_size: dict[tuple[int, int], list[Region]] = {}
     for region in regions:
         by_size.setdefault(region.work_size, []).append(region)
@@ -338,13 +337,8 @@ def inpaint_regions(
     mask: np.ndarray,
     fill: Fill,
     *,
-    margin: float = 0.25,
-    min_margin: int = 16,
-    target_size: int | None = None,
-    min_crop: int = 0,
-    max_aspect: float | None = 2.0,
-    multiple: int = 8,
     feather_px: int = 0,
+    **crop: Unpack[CropPolicy],
 ) -> np.ndarray:
     """Fill every mask region of ``image`` (HxWx3 uint8) via ``fill(crop_rgb, crop_mask) -> crop_rgb``.
 
@@ -356,11 +350,6 @@ def inpaint_regions(
         mask,
         lambda crops, masks: [fill(c, m) for c, m in zip(crops, masks, strict=True)],
         max_batch=1,
-        margin=margin,
-        min_margin=min_margin,
-        target_size=target_size,
-        min_crop=min_crop,
-        max_aspect=max_aspect,
-        multiple=multiple,
         feather_px=feather_px,
+        **crop,
     )

@@ -114,16 +114,7 @@ class UnblendInpainter:
         hole = mask & (trust < 1.0)
         if not hole.any():
             return unblended
-        filled = self.fallback.inpaint(
-            InpaintRequest(
-                image=unblended,
-                mask=hole,
-                seed=request.seed,
-                steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                strength=request.strength,
-            )
-        )
+        filled = self.fallback.inpaint(InpaintRequest(image=unblended, mask=hole, options=request.options))
         weight = 1.0 - trust
         if self.feather_px > 0:  # soften the hand-over, but never spill outside the mask
             k = 2 * self.feather_px + 1

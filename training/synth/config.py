@@ -34,6 +34,8 @@ MARK_KINDS: tuple[str, ...] = (
     "stamp",
     "symbol",
     "signature",
+    "datestamp",
+    "platform",
 )
 
 
@@ -46,7 +48,7 @@ class SynthConfig:
     """Parameters of :class:`training.synth.WatermarkSynth` (see module docstring for units)."""
 
     # --- what goes on a sample -------------------------------------------------------------
-    p_no_mark: float = 0.07
+    p_no_mark: float = 0.3
     """Samples left clean (empty mask), so the model learns not to fire on unmarked photos."""
     n_marks_weights: dict[str, float] = field(default_factory=lambda: _w(**{"1": 0.68, "2": 0.24, "3": 0.08}))
     p_tiled: float = 0.22
@@ -61,6 +63,8 @@ class SynthConfig:
             stamp=0.06,
             symbol=0.06,
             signature=0.06,
+            datestamp=0.05,
+            platform=0.12,
         )
     )
     script_weights: dict[str, float] = field(
@@ -139,7 +143,7 @@ class SynthConfig:
     jitter_contrast: float = 0.25
     jitter_saturation: float = 0.35
     jitter_gamma: float = 0.25
-    p_scene_text: float = 0.06
+    p_scene_text: float = 0.2
     """Opaque text printed *in the scene* (part of the clean photo, not a watermark): a hard negative."""
 
     # --- degradations after compositing ------------------------------------------------------------

@@ -339,14 +339,15 @@ class WatermarkSynth:
         cfg = self.cfg
         H, W = canvas
         kind = R.choice(rng, cfg.kind_weights)
-        if tiled and kind in ("badge", "multiline"):
+        if tiled and kind in ("badge", "multiline", "datestamp"):
             kind = "text"  # tiled marks are short: a word, a logo, a © line
-        position = "tile" if tiled else R.choice(rng, cfg.position_weights)
+        imprint = kind == "datestamp"  # a camera's date: small, upright, nearly opaque, in a corner
+        position = "tile" if tiled else ("corner" if imprint else R.choice(rng, cfg.position_weights))
         lo, hi = cfg.width_frac.get(position, (0.1, 0.6))
-        target_w = _log_uniform(rng, lo, hi) * W
+        target_w = _log_uniform(rng, lo, min(hi, 0.35) if imprint else hi) * W
         sprite, info = self.marks.make(rng, kind, target_w, H)
-        angle = _rotation(rng, cfg)
-        opacity = self._opacity(rng)
+        angle = 0.0 if imprint else _rotation(rng, cfg)
+        opacity = rng.uniform(0.8, 1.0) if imprint else self._opacity(rng)
         if tiled:
             opacity *= rng.uniform(*cfg.tile_opacity_scale)
             if rng.random() < 0.6 and abs(angle) < 20:

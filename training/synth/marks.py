@@ -7,6 +7,7 @@ and per-category metrics.
 
 from __future__ import annotations
 
+import colorsys
 from typing import Any
 
 import cv2
@@ -15,7 +16,7 @@ import numpy as np
 from training.synth import render as R
 from training.synth.config import SynthConfig
 from training.synth.pool import AssetPool, FontFace, Logo
-from training.synth.text import style_text, watermark_lines
+from training.synth.text import date_stamp, handle, style_text, watermark_lines
 
 CJK = ("chinese", "japanese", "korean")
 Meta = dict[str, Any]
@@ -47,6 +48,8 @@ class MarkFactory:
             "stamp": self._stamp,
             "symbol": self._symbol,
             "signature": self._signature,
+            "datestamp": self._datestamp,
+            "platform": self._platform,
         }.get(kind, self._text)
         sprite, meta = builder(rng, target_w, canvas_h)
         if sprite[..., 3].max() <= 0.05:  # e.g. a font without these glyphs drew nothing: fall back
@@ -138,6 +141,76 @@ class MarkFactory:
             "script": "latin",
             "text": sym,
         }
+
+    def _datestamp(self, rng: np.random.Generator, target_w: float, canvas_h: int) -> tuple[np.ndarray, Meta]:
+        """A camera's date imprint: glowing orange (red, yellow) seven-segment digits, nearly opaque."""
+        text = date_stamp(rng)
+        probe = R.seven_segment(text, 40)
+        height = float(np.clip(40 * target_w / probe.shape[1], 7, canvas_h * 0.12))
+        fill = R.seven_segment(text, round(height), slant=rng.uniform(0.0, 0.15))
+        fill = R.blur(fill, rng.uniform(0.0, 0.8))
+        pad = int(3 + height * 0.4)
+        fill = R.pad_mask(fill, pad)
+        hue = rng.choice(
+            [rng.uniform(0.03, 0.11), rng.uniform(0.0, 0.03), rng.uniform(0.11, 0.16)], p=[0.7, 0.15, 0.15]
+        )
+        colour = np.array(
+            colorsys.hsv_to_rgb(float(hue), rng.uniform(0.7, 1.0), rng.uniform(0.9, 1.0)), np.float32
+        )
+        sprite = R.layer(fill, colour)
+        if rng.random() < 0.7:  # the bloom of a bright imprint on film
+            glow = R.blur(R.dilate(fill, height * 0.04), height * rng.uniform(0.08, 0.2))
+            sprite = R.over(sprite, R.layer(glow, colour, rng.uniform(0.25, 0.6)))
+        return sprite, {"kind": "datestamp", "script": "latin", "text": text}
+
+    def _platform(self, rng: np.random.Generator, target_w: float, canvas_h: int) -> tuple[np.ndarray, Meta]:
+        """A sharing platform's mark: a coloured app-icon tile + a brand line (often CJK) + an account line."""
+        cjk = [s for s in CJK if s in self.pool.fonts]
+        script = str(rng.choice(cjk)) if cjk and rng.random() < 0.7 else "latin"
+        lines = [self.lines(rng, script, 1), handle(rng)]
+        if rng.random() < 0.3:
+            lines = lines[1:] if rng.random() < 0.5 else lines[:1]
+        text_w = target_w * rng.uniform(0.55, 0.8)
+        fills = [
+            self.text_masks(rng, ln, script if k == 0 else "latin", text_w * (1.0 if k == 0 else 0.8), canvas_h,
+                            stroke=False, align="left", max_h_frac=0.12)[0]
+            for k, ln in enumerate(lines)
+        ]  # fmt: skip
+        tw = max(f.shape[1] for f in fills)
+        block = np.zeros((sum(f.shape[0] for f in fills), tw), np.float32)
+        y = 0
+        for f in fills:
+            block[y : y + f.shape[0], : f.shape[1]] = f
+            y += f.shape[0]
+        th = block.shape[0]
+        side = max(8, round(th * rng.uniform(0.6, 0.95)))
+        icon_colour = R.colour_field(rng, "gradient" if rng.random() < 0.4 else "colour", side, side)
+        tile = R.shape_mask("rounded", side, side, radius=rng.uniform(0.18, 0.35))
+        glyph = np.zeros((side, side), np.float32)
+        logo = self._pick_logo(rng) if self.pool.logos else None
+        if logo is not None:
+            lw, lh = self._logo_size(logo, side * 0.62, side * 0.62 / 0.7)
+            alpha, _ = logo.resized(lw, lh)
+            y0, x0 = (side - lh) // 2, (side - lw) // 2
+            glyph[y0 : y0 + lh, x0 : x0 + lw] = alpha
+        else:
+            glyph = R.shape_mask("ellipse", side, side, line=side * 0.1)
+        icon = R.over(R.layer(glyph * tile, R.random_colour(rng, "white")), R.layer(tile, icon_colour))
+        gap = round(side * rng.uniform(0.15, 0.35))
+        H, W = max(th, side), side + gap + tw
+        sprite = np.zeros((H, W, 4), np.float32)
+        yi = (H - side) // 2
+        sprite[yi : yi + side, :side] = icon
+        style = str(rng.choice(["white", "white", "white", "colour", "black"]))
+        text_layer = R.layer(block, R.random_colour(rng, style))
+        yt = (H - th) // 2
+        sprite[yt : yt + th, side + gap :] = R.over(text_layer, sprite[yt : yt + th, side + gap :])
+        pad = int(3 + th * 0.2)
+        sprite = cv2.copyMakeBorder(sprite, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0, 0))
+        if rng.random() < 0.6:  # the soft dark shadow that keeps white text readable on light photos
+            soft = R.blur(R.dilate(sprite[..., 3], th * 0.03), th * rng.uniform(0.04, 0.12))
+            sprite = R.over(sprite, R.layer(soft, R.random_colour(rng, "black"), rng.uniform(0.25, 0.6)))
+        return sprite, {"kind": "platform", "script": script, "text": "\n".join(lines)}
 
     # --- logos ------------------------------------------------------------------------------------------------------
     def _pick_logo(self, rng: np.random.Generator) -> Logo | None:

@@ -28,6 +28,7 @@ MANIFEST_NAME = "manifest.json"
 LOGO_SIZE = 384
 """Longest side logos are rasterised at; marks wider than this are upscaled (rare, and soft edges are real)."""
 MAX_BACKGROUND_SIDE = 1280
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _HAS_RAQM = features.check("raqm")
 
 BUILTIN_SVGS: tuple[str, ...] = (
@@ -189,15 +190,17 @@ class AssetPool:
 
     # --- construction ------------------------------------------------------------------------------
     @classmethod
-    def builtin(cls, backgrounds: Sequence[np.ndarray] = ()) -> AssetPool:
+    def builtin(cls, backgrounds: Sequence[np.ndarray | str | Path] = ()) -> AssetPool:
         """Procedural backgrounds, the bundled SVG marks and Pillow's built-in font: no files needed."""
         return cls(backgrounds=backgrounds, logos=list(BUILTIN_SVGS), fonts={"latin": [FontFace(None)]})
 
     @classmethod
-    def from_manifest(cls, cache_dir: str | Path, split: str = "train") -> AssetPool:
-        """The assets of ``split`` ("train" or "val") recorded in ``cache_dir/manifest.json``."""
-        if split not in ("train", "val"):
-            raise InvalidParameterError(f"split must be 'train' or 'val', got {split!r}")
+    def from_manifest(
+        cls, cache_dir: str | Path, split: str = "train", photo_dirs: Sequence[str | Path] = ()
+    ) -> AssetPool:
+        """The assets of ``split`` ("train" or "val") recorded in ``cache_dir/manifest.json``, plus
+        the ``split`` share of the photos in ``photo_dirs`` (see :func:`photos_in_dirs`)."""
+        _check_split(split)
         root = Path(cache_dir).expanduser()
         manifest_path = root / MANIFEST_NAME
         if not manifest_path.is_file():
@@ -226,9 +229,10 @@ class AssetPool:
             for script in entry.get("scripts", []):
                 if script in SCRIPTS:
                     fonts.setdefault(script, []).append(face)
+        extra = photos_in_dirs(photo_dirs, split)
         return cls(
-            backgrounds=[resolve(e["path"]) for e in photos],
-            background_kinds=[str(e.get("kind", "photo")) for e in photos],
+            backgrounds=[resolve(e["path"]) for e in photos] + extra,
+            background_kinds=[str(e.get("kind", "photo")) for e in photos] + ["photo"] * len(extra),
             logos=logos,
             fonts=fonts,
         )
@@ -330,6 +334,35 @@ class AssetPool:
         if len(self._font_cache) > 384:
             self._font_cache.popitem(last=False)
         return font
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "val"):
+        raise InvalidParameterError(f"split must be 'train' or 'val', got {split!r}")
+
+
+def photos_in_dirs(dirs: Sequence[str | Path], split: str) -> list[Path]:
+    """The ``split`` share of the photos under ``dirs`` (recursive), used in place, sorted.
+
+    The split is decided by a stable hash of each photo's path relative to its folder, the same rule
+    as the asset cache's own photos, so a folder's held-out photos never change between runs and
+    machines. A folder that does not exist is an error: a typo must not silently train on nothing.
+    """
+    from training.assets import VAL_FRACTION, split_of  # local: assets imports this module
+
+    _check_split(split)
+    found: list[Path] = []
+    for d in dirs:
+        root = Path(d).expanduser()
+        if not root.is_dir():
+            raise InvalidParameterError(f"photo folder {root} does not exist")
+        for path in sorted(root.rglob("*")):
+            if path.suffix.lower() not in PHOTO_SUFFIXES or not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            if split_of(f"photo:{rel}", VAL_FRACTION["photos"]) == split:
+                found.append(path)
+    return found
 
 
 def default_assets_dir() -> Path:

@@ -75,6 +75,63 @@ def shape_mask(kind: str, w: int, h: int, *, line: float = 0.0, radius: float = 
     return small.astype(np.float32) / 255.0
 
 
+# Segments of a seven-segment digit as boxes in a unit cell (x0, y0, x1, y1), w = 0.55, h = 1.
+_SEG = {
+    "a": (0.08, 0.0, 0.47, 0.1),
+    "b": (0.45, 0.05, 0.55, 0.48),
+    "c": (0.45, 0.52, 0.55, 0.95),
+    "d": (0.08, 0.9, 0.47, 1.0),
+    "e": (0.0, 0.52, 0.1, 0.95),
+    "f": (0.0, 0.05, 0.1, 0.48),
+    "g": (0.08, 0.45, 0.47, 0.55),
+}
+_DIGITS = {
+    "0": "abcdef", "1": "bc", "2": "abged", "3": "abgcd", "4": "fgbc",
+    "5": "afgcd", "6": "afgedc", "7": "abc", "8": "abcdefg", "9": "abcdfg", "-": "g",
+}  # fmt: skip
+
+
+def seven_segment(text: str, height: int, *, slant: float = 0.1) -> np.ndarray:
+    """``text`` (digits, ``'``, ``.``, ``:``, ``/``, ``-``, spaces) as LCD digits ``height`` px tall, float32.
+
+    The look of film cameras' and camcorders' date imprint; glyphs are drawn, not taken from a font,
+    because no packaged font has it.
+    """
+    s = SUPERSAMPLE
+    hh = max(8, int(height)) * s
+    cell, narrow, gap = 0.55 * hh, 0.22 * hh, 0.14 * hh
+    widths = [narrow if ch in "'.:/ " else cell for ch in text]
+    width = int(sum(widths) + gap * (len(text) + 1) + slant * hh) + 2
+    img = Image.new("L", (width, hh + 2), 0)
+    draw = ImageDraw.Draw(img)
+    x = gap + slant * hh
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> None:
+        # A slanted bar: x shifts left as y goes down (italic like real LCD digits).
+        pts = [(x0 - slant * y0, y0), (x1 - slant * y0, y0), (x1 - slant * y1, y1), (x0 - slant * y1, y1)]
+        draw.polygon(pts, fill=255)
+
+    for ch, w in zip(text, widths, strict=True):
+        if ch in _DIGITS:
+            for seg in _DIGITS[ch]:
+                a, b, c, d = _SEG[seg]
+                box(x + a * hh, b * hh, x + c * hh, d * hh)
+        elif ch == "'":
+            box(x + 0.06 * hh, 0.0, x + 0.15 * hh, 0.3 * hh)
+        elif ch == ".":
+            box(x + 0.05 * hh, 0.88 * hh, x + 0.16 * hh, hh)
+        elif ch == ":":
+            box(x + 0.05 * hh, 0.25 * hh, x + 0.16 * hh, 0.36 * hh)
+            box(x + 0.05 * hh, 0.64 * hh, x + 0.16 * hh, 0.75 * hh)
+        elif ch == "/":
+            draw.polygon([(x + 0.14 * hh, 0), (x + 0.22 * hh, 0), (x + 0.08 * hh, hh), (x, hh)], fill=255)
+        x += w + gap
+    small = cv2.resize(
+        np.asarray(img), (max(1, width // s), max(1, (hh + 2) // s)), interpolation=cv2.INTER_AREA
+    )
+    return small.astype(np.float32) / 255.0
+
+
 def pad_mask(mask: np.ndarray, pad: int) -> np.ndarray:
     """Zero border of ``pad`` px, room for strokes, shadows and glows."""
     return cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)

@@ -198,6 +198,34 @@ def script_line(rng: np.random.Generator, script: str) -> str:
     return latin_line(rng)
 
 
+def date_stamp(rng: np.random.Generator) -> str:
+    """What a camera prints in the corner: ``'19 8 15``, ``2019/08/15``, ``15.08.2019 14:32``..."""
+    y, m, d = int(rng.integers(1988, 2027)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
+    form = int(rng.integers(4))
+    if form == 0:
+        text = f"'{y % 100:02d} {m:>2} {d:>2}"
+    elif form == 1:
+        text = f"{y}/{m:02d}/{d:02d}"
+    elif form == 2:
+        text = f"{d:02d}.{m:02d}.{y}"
+    else:
+        text = f"{y}-{m:02d}-{d:02d}"
+    if rng.random() < 0.3:
+        text += f" {int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}"
+    return text
+
+
+def handle(rng: np.random.Generator) -> str:
+    """An account line of a sharing platform: ``@name123``, ``ID: 48213907``, ``No. 5531842``."""
+    form = int(rng.integers(3))
+    if form == 0:
+        name = _latin_pseudo(rng, 2, 3) if rng.random() < 0.5 else _pick(rng, LATIN_FIRST).lower()
+        return f"@{name}{'_' if rng.random() < 0.3 else ''}{int(rng.integers(0, 10_000))}"
+    if form == 1:
+        return f"ID: {int(rng.integers(10**6, 10**10))}"
+    return f"No. {int(rng.integers(10**5, 10**8))}"
+
+
 def watermark_lines(rng: np.random.Generator, script: str, n_lines: int) -> list[str]:
     """``n_lines`` lines; non-Latin marks often carry a Latin URL or © line too, as real ones do."""
     lines = [script_line(rng, script)]

@@ -139,9 +139,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--assets", type=Path, default=None, help="asset cache (default $MARKLESS_ASSETS or ~/.cache)"
     )
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of clean real photos to add to the backgrounds (its --split share; repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        pool = AssetPool.from_manifest(args.assets, args.split) if args.assets else None
+        if args.assets:
+            pool = AssetPool.from_manifest(args.assets, args.split, args.photos)
+        elif args.photos:
+            pool = AssetPool.from_manifest(default_assets_dir(), args.split, args.photos)
+        else:
+            pool = None
         out = write_dataset(
             args.out,
             args.n,

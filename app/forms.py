@@ -1,0 +1,42 @@
+"""Form fields derived from the options models, so an option is declared once (``pipeline.options``).
+
+``options_form(RemoveOptions)`` is a FastAPI dependency whose parameters are the model's fields
+as optional form fields of their plain type: a value that does not parse (``threshold=abc``) is
+FastAPI's 422, one out of range is the model's ``InvalidParameterError`` (400), as before.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Form
+
+from pipeline.options import SegmentOptions
+
+OptionsT = TypeVar("OptionsT", bound=SegmentOptions)
+
+
+def options_form(model: type[OptionsT]) -> Callable[..., OptionsT]:
+    """A dependency reading ``model``'s fields from the request's form and validating them once."""
+
+    def dependency(**values: Any) -> OptionsT:
+        return model.of(**values)
+
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, Form(description=description)],
+            )
+            for name, (kind, description) in model.field_types().items()
+        ]
+    )
+    dependency.__name__ = f"{model.__name__}_form"
+    return dependency
+
+
+__all__ = ["options_form"]

@@ -1,0 +1,56 @@
+"""What a ``Remover`` is built from: the model fields of ``app.settings.Settings``.
+
+Declared here, once, so ``pipeline.factory.build_remover`` can take them without importing the
+app; ``Settings`` inherits every field (and its ``MARKLESS_*`` variable), so these are the one
+set of model defaults for the server, the CLI, the benchmark and Ray Serve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pipeline.options import Dilate, Presence, Threshold
+
+# The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
+SHIPPED_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+
+
+class ModelSettings(BaseModel):
+    """Which models to load, where, and the mask defaults requests may override."""
+
+    segmenter: Path = Field(
+        SHIPPED_SEGMENTER,
+        description="Folder with the segmenter weights (config.json + model.safetensors). "
+        "The service refuses to start without them rather than run random weights.",
+    )
+    inpainter: str = Field(
+        "auto",
+        description="Default inpainter for requests: 'auto' (unblend with decomposition heads, else "
+        "diffusion on a GPU when a diffusion model is configured, else opencv), or a registered name.",
+    )
+    diffusion_model: str | None = Field(
+        None,
+        description="Hugging Face hub id or local folder of a diffusers inpainting pipeline; "
+        "without it the diffusion inpainter is not loaded.",
+    )
+    device: str = Field("auto", description="Torch device for the models: 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weights dtype of the diffusion pipeline ('auto': fp16 on CUDA, fp32 on CPU)."
+    )
+    max_side: int = Field(
+        1024,
+        ge=64,
+        le=8192,
+        description="Long side (px) the segmenter works at; larger photos are segmented downscaled.",
+    )
+    threshold: Threshold = Field(0.5, description="Default mask probability threshold.")
+    dilate: Dilate = Field(4, description="Default mask dilation in pixels.")
+    presence_threshold: Presence = Field(
+        0.5,
+        description="Default no-mark decision: a photo the segmenter's presence head scores below this "
+        "gets no mask and comes back untouched (segmenters without that head always mask).",
+    )
+    min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")

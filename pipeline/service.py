@@ -1,0 +1,102 @@
+"""The service interface the HTTP layer talks to: info, check, remove, segment.
+
+``pipeline.Remover`` implements it in process; ``app.ray_serve.RemoteRemover`` implements it by
+forwarding to GPU replicas. Routes use only this interface, never a remover's parts, so a new
+backend is one class and a new option never touches the routes' plumbing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.errors import InvalidParameterError
+from pipeline.options import RemoveOptions, SegmentOptions
+from pipeline.segment import SegmentOutput
+
+NO_SEGMENTER = "no segmenter is loaded: supply a mask"
+
+
+@dataclass
+class Result:
+    """What ``remove`` returns: the clean image, the mask used and stage timings (s)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    inpainter: str = ""
+    seed: int | None = None
+    found: bool = True
+    """False when there was nothing to remove: the segmenter found no mark (or the given mask was
+    empty), and the image comes back untouched."""
+    presence: float | None = None
+    """The segmenter's P(mark) for the photo, when it has the presence head."""
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of pixels that were restored."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+@dataclass(frozen=True)
+class SegmenterInfo:
+    """The loaded segmenter's public description."""
+
+    heads: tuple[str, ...]
+    max_side: int
+    device: str
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """Plain, picklable description of loaded models: what /v1/info shows and what requests
+    are checked against before they take a queue slot."""
+
+    segmenter: SegmenterInfo | None
+    inpainters: tuple[str, ...]
+    default_inpainter: str
+    defaults: SegmentOptions  # the service's threshold and dilate, filled in
+    device: str
+
+    def check(self, options: SegmentOptions) -> None:
+        """Refuse what these models cannot do: an inpainter that is not loaded (remove), or
+        segmenting without a segmenter (segment). Ranges were checked by the options model."""
+        if isinstance(options, RemoveOptions):
+            if options.inpainter is not None and options.inpainter not in self.inpainters:
+                raise InvalidParameterError(
+                    f"inpainter {options.inpainter!r} is not loaded; "
+                    f"choose one of: {', '.join(sorted(self.inpainters))}"
+                )
+        elif self.segmenter is None:
+            raise InvalidParameterError(NO_SEGMENTER)
+
+
+@runtime_checkable
+class RemovalService(Protocol):
+    """What the routes call. ``remove`` and ``segment`` block: call them off the event loop."""
+
+    def info(self) -> ServiceInfo:
+        """The loaded models, defaults and device."""
+        ...
+
+    def check(self, options: SegmentOptions) -> None:
+        """Raise ``InvalidParameterError`` for a request these models cannot serve."""
+        ...
+
+    def remove(
+        self, image: np.ndarray, mask: np.ndarray | None = None, options: RemoveOptions | None = None
+    ) -> Result:
+        """Restore ``image`` where the (given or predicted) mask is set."""
+        ...
+
+    def segment(
+        self,
+        image: np.ndarray,
+        options: SegmentOptions | None = None,
+        *,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[np.ndarray, SegmentOutput | None]:
+        """The refined bool mask and, in process, the segmenter's maps (``None`` remotely)."""
+        ...
