@@ -22,8 +22,11 @@ from pipeline.errors import (
     ImageTooLargeError,
     InvalidMaskError,
     InvalidParameterError,
+    InvalidProfileError,
     MarklessError,
     ModelNotAvailableError,
+    NoSharedMarkError,
+    NotEnoughPhotosError,
     UnsupportedImageError,
 )
 
@@ -38,6 +41,9 @@ STATUS_FOR_ERROR: dict[type[MarklessError], int] = {
     ImageTooLargeError: 413,
     UnsupportedImageError: 415,
     ModelNotAvailableError: 503,
+    NotEnoughPhotosError: 400,
+    InvalidProfileError: 400,
+    NoSharedMarkError: 422,
     MarklessError: 400,
 }
 
@@ -118,6 +124,20 @@ class UnauthorizedError(ServiceError):
     def __init__(self, message: str, *, invalid_token: bool) -> None:
         challenge = 'Bearer realm="markless"' + (', error="invalid_token"' if invalid_token else "")
         super().__init__(message, headers={"WWW-Authenticate": challenge})
+
+
+class MarkNotFoundError(ServiceError):
+    """No stored mark profile has this id (never learned, deleted, or not an id at all)."""
+
+    status_code = 404
+    code = "mark_not_found"
+
+
+class TooManyMarksError(ServiceError):
+    """The mark store holds ``max_marks`` profiles already: delete one before learning another."""
+
+    status_code = 409
+    code = "too_many_marks"
 
 
 class BodyTooLargeError(StarletteHTTPException):

@@ -7,6 +7,7 @@ is described entirely by its environment and the tests can build an app from pla
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -68,6 +69,25 @@ class Settings(BaseSettings, ModelSettings):
     )
     request_timeout_s: float = Field(
         120.0, gt=0.0, description="Time budget per request (upload, queue and work); 504 when exceeded."
+    )
+
+    # --- mark profiles (POST /v1/marks) ---------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder for state that survives a restart: learned mark profiles live in <data_dir>/marks.",
+    )
+    max_marks: int = Field(
+        200,
+        ge=1,
+        description="Mark profiles kept at most; learning another is refused (409) until one is deleted.",
+    )
+    max_mark_images: int = Field(
+        30, ge=3, le=1000, description="Photos accepted by one POST /v1/marks (at least 3 are needed)."
+    )
+    max_mark_pixels: int = Field(
+        60_000_000,
+        ge=1,
+        description="Total pixels of the photos of one POST /v1/marks (learning holds them all in memory).",
     )
 
     # --- HTTP -----------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 Three kinds of group, as in issue 13: a centred mark on same-size photos, a corner mark on photos
 of different sizes, a mark tiled at 35 % opacity. Photos come from a folder (by default
 ``/work/shared/photos``), held out by a hash of the file name (the training split's rule), so the
-numbers are on photos the segmenter never trained on. Learning uses the group's N photos; removal
-is scored on each of them. Run: ``python -m pipeline.marks.bench -o marks-bench.json``.
+numbers are on photos the segmenter never trained on. Learning gets the group's N marked photos
+plus one photo without the mark (as a real folder may hold); removal is scored on each marked
+photo, and the unmarked one must be reported missing and come back untouched. ``--seed`` picks the
+groups: develop on one seed, report on another. Run:
+``python -m pipeline.marks.bench --seed 7 -o marks-bench.json``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ def make_group(kind: str, files: list[Path]) -> synth.Group:
     return synth.Group(clean, marked, mark)
 
 
+def pick_group(files: list[Path], kind: str, n: int, seed: int) -> tuple[synth.Group, np.ndarray]:
+    """The (kind, n, seed) group and one more photo without the mark (same size where the group's are)."""
+    rng = np.random.default_rng([seed, KINDS.index(kind), n])
+    picked = rng.choice(len(files), size=n + 1, replace=False)
+    group = make_group(kind, [files[i] for i in picked[:n]])
+    extra = make_group(kind, [files[picked[n]]]).clean[0]
+    if kind != "corner":
+        extra = _centre_crop(extra, *group.clean[0].shape[:2])
+    return group, extra
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
     return 10.0 * np.log10(255.0**2 / max(mse, 1e-10))
@@ -77,15 +91,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run(root: Path, sizes: list[int], kinds: list[str], seed: int = 0) -> list[dict[str, object]]:
     files = held_out_photos(root)
-    rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
     for kind in kinds:
         for n in sizes:
-            chosen = [files[i] for i in rng.choice(len(files), size=n, replace=False)]
-            group = make_group(kind, chosen)
+            group, extra = pick_group(files, kind, n, seed)
             t0 = time.process_time()
             try:
-                profile = learn_profile(group.marked)
+                profile = learn_profile([*group.marked, extra])
             except MarklessError as e:  # a failed group is a result too, not a crash
                 rows.append({"kind": kind, "n": n, "error": e.message})
                 print(json.dumps(rows[-1]), flush=True)
@@ -99,6 +111,7 @@ def run(root: Path, sizes: list[int], kinds: list[str], seed: int = 0) -> list[d
                 scores.append(psnr(restored, clean))
                 inputs.append(psnr(marked, clean))
             remove_cpu = (time.process_time() - t0) / n
+            untouched = bool(np.array_equal(remove_with_profile(extra, profile)[0], extra))
             row = {
                 "kind": kind,
                 "n": n,
@@ -112,6 +125,8 @@ def run(root: Path, sizes: list[int], kinds: list[str], seed: int = 0) -> list[d
                 "anchor": profile.anchor,
                 "quality": round(profile.quality, 3),
                 "missing": profile.missing,
+                "unmarked_reported": profile.missing == [n],
+                "unmarked_untouched": untouched,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -123,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=Path, default=Path("/work/shared/photos"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 5, 10, 30])
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--seed", type=int, default=7, help="which groups (develop on another seed)")
     parser.add_argument("-o", "--output", type=Path, default=Path("marks-bench.json"))
     args = parser.parse_args(argv)
-    rows = run(args.photos, args.sizes, args.kinds)
+    rows = run(args.photos, args.sizes, args.kinds, args.seed)
     args.output.write_text(json.dumps({"results": rows}, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
