@@ -123,11 +123,48 @@ def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-
     return 1 if failures else 0
 
 
-def cmd_remove(args: argparse.Namespace) -> int:
+def _read_photos(files: list[Path], settings: Settings) -> list[Any]:
+    """Decoded RGB arrays of ``files`` (a learning set: every one must read)."""
     from pipeline import io
 
+    return [io.read_image_file(path, max_pixels=settings.max_pixels).rgb for path in files]
+
+
+def _learn(files: list[Path], settings: Settings) -> Any:
+    """The mark ``files`` share, with the photos that do not carry it named on stderr."""
+    from pipeline.marks import learn_profile
+
+    profile = learn_profile(_read_photos(files, settings))
+    for index in profile.missing:
+        print(f"markless: {files[index]} does not carry the shared mark; left untouched", file=sys.stderr)
+    return profile
+
+
+def cmd_marks_learn(args: argparse.Namespace) -> int:
+    import json
+
+    profile = _learn(_image_files(args.inputs), _settings(args))
+    path = profile.save(args.output)
+    print(json.dumps({"profile": str(path), **profile.metadata()}, indent=2))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from pipeline import io
+    from pipeline.marks import MarkProfile
+
     settings = _settings(args)
-    needs_segmenter = args.mask is None or args.inpainter == "unblend"
+    if args.same_mark and (args.mark or args.mask):
+        raise MarklessError(
+            "--same-mark learns the mark from the inputs: do not combine it with --mark or --mask"
+        )
+    if args.mark and args.mask:
+        raise MarklessError("give either --mask or --mark, not both")
+    files = _image_files(args.inputs)
+    profile = (
+        _learn(files, settings) if args.same_mark else MarkProfile.load(args.mark) if args.mark else None
+    )
+    needs_segmenter = profile is None and (args.mask is None or args.inpainter == "unblend")
     remover = _remover(args, with_segmenter=needs_segmenter)
     options = _options(args, RemoveOptions)
     fmt = io.normalize_format(args.format or settings.default_format)
@@ -144,13 +181,25 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if mask_path is not None:
             size = (decoded.width, decoded.height)
             mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
-        result = remover.remove(decoded.rgb, mask, options)
+        if profile is not None:
+            result = remover.remove_mark(decoded.rgb, profile, options)
+            if not result.found:
+                tqdm_write(f"markless: {path}: the mark was not found; written unchanged")
+        else:
+            result = remover.remove(decoded.rgb, mask, options)
         data = decoded.encode_result(result.image, fmt, quality=settings.quality)
         (out_dir / f"{path.stem}{io.file_suffix(fmt)}").write_bytes(data)
         if masks_dir:
             (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
 
-    return _run_files(_image_files(args.inputs), work, args.quiet)
+    return _run_files(files, work, args.quiet)
+
+
+def tqdm_write(message: str) -> None:
+    """A note on stderr that does not break the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -261,10 +310,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, Callable[[str, list[str]], 
         "--mask", metavar="FILE_OR_DIR", help="use these masks instead of segmenting (white = remove)"
     )
     p.add_argument("--format", default=None, type=str.lower, choices=list(_output_formats()))
+    p.add_argument(
+        "--same-mark",
+        action="store_true",
+        help="the inputs (3 or more) share one mark: learn it from them, then remove exactly it from each",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
-    _add_option_flags(p, RemoveOptions)
+    _add_option_flags(p, RemoveOptions)  # --mark FILE: a saved profile (.json) or an RGBA mark image
     p.set_defaults(func=cmd_remove)
+
+    marks = sub.add_parser("marks", help="mark profiles: learn a watermark once from several photos")
+    marks_sub = marks.add_subparsers(dest="marks_command", required=True)
+    p = marks_sub.add_parser("learn", help="learn the mark that the inputs share; writes PROFILE.json + .png")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="3 or more photos (files or folders)")
+    p.add_argument("-o", "--output", required=True, metavar="PROFILE.json")
+    p.set_defaults(func=cmd_marks_learn)
 
     p = sub.add_parser("segment", help="write watermark masks (8-bit PNG, 255 = watermark)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
