@@ -155,9 +155,14 @@ def _tile_stack(
     return np.concatenate(cells), (ry, rx)
 
 
-def _same_place_anchor(frame: tuple[int, int], top: int, left: int, size: tuple[int, int]) -> str:
-    """For photos of one size every anchor fits; name the one a new photo most likely shares."""
-    cy, cx = top + size[0] / 2, left + size[1] / 2
+def _same_place_anchor(frame: tuple[int, int], top: int, left: int, alpha: np.ndarray) -> str:
+    """For photos of one size every anchor fits; name the one a new photo most likely shares.
+
+    Judged by the box of its clearly visible part: faint stray edges the estimate picked up
+    around it would move the whole box's centre.
+    """
+    ys, xs = np.nonzero(alpha >= 0.25 * float(alpha.max()))
+    cy, cx = top + (ys.min() + ys.max() + 1) / 2, left + (xs.min() + xs.max() + 1) / 2
     if abs(cy - frame[0] / 2) < 0.05 * frame[0] and abs(cx - frame[1] / 2) < 0.05 * frame[1]:
         return "center"
     return ("t" if cy < frame[0] / 2 else "b") + ("l" if cx < frame[1] / 2 else "r")
@@ -195,7 +200,7 @@ def learn_profile(
         profile = _estimate_fixed(stack, smoothness)
         top, left = profile.offset
         if not anchor:
-            anchor = _same_place_anchor(frame, top, left, profile.shape)
+            anchor = _same_place_anchor(frame, top, left, profile.alpha)
         oy, ox = origin(frame, profile.shape, anchor)
         profile.anchor = anchor
         profile.offset = (top - oy, left - ox)
