@@ -104,20 +104,30 @@ def _options(args: argparse.Namespace, model: type[SegmentOptions]) -> Any:
 
 
 def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-untyped-def]
-    """Apply ``work`` to every file; one line per failure, the rest still written, exit code 1 if any failed."""
+    """Apply ``work`` to every file; one line per failure, the rest still written, exit code 1 if any failed.
+
+    ``work`` returns False for an input in which nothing was found to remove (written unchanged):
+    those are counted in one summary line, because a user must know the photo was left as it was.
+    """
     from tqdm import tqdm
 
-    failures = 0
+    failures = unchanged = 0
     bar = tqdm(files, unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
     for path in bar:
         try:
-            work(path)
+            unchanged += work(path) is False
         except MarklessError as exc:
             failures += 1
             tqdm.write(f"markless: failed {path}: {exc.message}", file=sys.stderr)
         except OSError as exc:
             failures += 1
             tqdm.write(f"markless: failed {path}: {exc.strerror or exc}", file=sys.stderr)
+    if unchanged:
+        print(
+            f"markless: no watermark found in {unchanged} of {len(files)} inputs: written unchanged "
+            "(give a --mask to remove a mark by hand)",
+            file=sys.stderr,
+        )
     if failures:
         print(f"markless: {failures} of {len(files)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
@@ -174,7 +184,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if masks_dir:
         masks_dir.mkdir(parents=True, exist_ok=True)
 
-    def work(path: Path) -> None:
+    def work(path: Path) -> bool:
         decoded = io.read_image_file(path, max_pixels=settings.max_pixels)
         mask_path = _find_mask(args.mask, path)
         mask = None
@@ -191,6 +201,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         (out_dir / f"{path.stem}{io.file_suffix(fmt)}").write_bytes(data)
         if masks_dir:
             (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
+        return result.found
 
     return _run_files(files, work, args.quiet)
 

@@ -41,7 +41,15 @@ from pipeline.service import RemovalService
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # Headers the web page reads from image responses (exposed through CORS as well).
-RESULT_HEADERS = ("X-Request-ID", "X-Mask-Coverage", "Server-Timing", "X-Seed", "X-Inpainter")
+RESULT_HEADERS = (
+    "X-Request-ID",
+    "X-Mask-Coverage",
+    "X-Watermark-Found",
+    "X-Watermark-Presence",
+    "Server-Timing",
+    "X-Seed",
+    "X-Inpainter",
+)
 EXPOSED_HEADERS = (*RESULT_HEADERS, "Retry-After", "Content-Disposition")
 
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
@@ -68,6 +76,14 @@ def _header(description: str, kind: str = "string") -> dict[str, Any]:
 _TIMING_HEADERS: dict[str, Any] = {
     "X-Request-ID": _header("Request id (the client's, if it sent a sane one)."),
     "X-Mask-Coverage": _header("Fraction of pixels in the mask, 0..1.", "number"),
+    "X-Watermark-Found": _header(
+        "`false` when nothing was found to remove: the segmenter decided the photo carries no mark "
+        "(or the given mask was empty), and the image is returned unchanged."
+    ),
+    "X-Watermark-Presence": _header(
+        "The segmenter's confidence, 0..1, that the photo carries a mark at all (when it has that head).",
+        "number",
+    ),
     "Server-Timing": _header(
         "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode."
     ),
@@ -115,6 +131,8 @@ class _Output:
     timings: dict[str, float] = field(default_factory=dict)
     inpainter: str | None = None
     seed: int | None = None
+    found: bool = True
+    presence: float | None = None
 
 
 def _read(upload: UploadFile) -> bytes:
@@ -149,7 +167,16 @@ def _remove_job(
     start = time.perf_counter()
     body = decoded.encode_result(result.image, fmt, quality=settings.quality)
     timings["encode"] = time.perf_counter() - start
-    return _Output(body, io.media_type(fmt), result.coverage, timings, result.inpainter, result.seed)
+    return _Output(
+        body,
+        io.media_type(fmt),
+        result.coverage,
+        timings,
+        result.inpainter,
+        result.seed,
+        found=result.found,
+        presence=result.presence,
+    )
 
 
 def _segment_job(
@@ -159,12 +186,12 @@ def _segment_job(
     start = time.perf_counter()
     decoded = io.decode(_read(image), max_pixels=settings.max_pixels)
     timings["decode"] = time.perf_counter() - start
-    mask, _ = service.segment(decoded.rgb, opts, timings=timings)
+    mask, seg = service.segment(decoded.rgb, opts, timings=timings)
     start = time.perf_counter()
     body = io.encode_mask(mask)
     timings["encode"] = time.perf_counter() - start
     coverage = float(mask.mean()) if mask.size else 0.0
-    return _Output(body, "image/png", coverage, timings)
+    return _Output(body, "image/png", coverage, timings, found=bool(mask.any()), presence=seg.presence)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,9 +224,12 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
     stages = {"queue": queued_s, **out.timings}
     headers = {
         "X-Mask-Coverage": f"{out.coverage:.6f}",
+        "X-Watermark-Found": "true" if out.found else "false",
         "Server-Timing": ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in stages.items()),
         "Cache-Control": "no-store",
     }
+    if out.presence is not None:
+        headers["X-Watermark-Presence"] = f"{out.presence:.4f}"
     if out.inpainter:
         headers["X-Inpainter"] = out.inpainter
     if out.seed is not None:

@@ -19,6 +19,18 @@ def tiny_segmenter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model.save_pretrained(tmp_path_factory.mktemp("segmenter"))
 
 
+@pytest.fixture(scope="session")
+def no_mark_segmenter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny segmenter whose pixels all say "mark" while its presence head says "no mark at all":
+    what the no-mark decision must overrule (the shape of a false alarm on a clean photo)."""
+    model = build_segmenter("tiny", heads=("mask", "alpha", "color"), presence=True)
+    with torch.no_grad():
+        model.net.segmentation_head[0].bias.fill_(20.0)
+        model.net.classification_head[3].weight.zero_()
+        model.net.classification_head[3].bias.fill_(-5.0)
+    return model.save_pretrained(tmp_path_factory.mktemp("no-mark-segmenter"))
+
+
 @pytest.fixture
 def photo() -> np.ndarray:
     """A deterministic 'photo' with structure (gradients + discs), 240x320 RGB uint8."""

@@ -873,3 +873,24 @@ def test_job_queue_admission_errors_and_shutdown() -> None:
             await queue.run(lambda: None, timeout=30)
 
     asyncio.run(scenario())
+
+
+def test_a_photo_without_a_mark_comes_back_untouched_and_says_so(
+    make_client: Callable[..., TestClient], no_mark_segmenter_dir: Path, photo: np.ndarray, png: bytes
+) -> None:
+    client = make_client(build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv"))
+    response = client.post("/v1/remove", files={"image": ("p.png", png, "image/png")})
+    assert response.status_code == 200
+    assert response.headers["X-Watermark-Found"] == "false"
+    assert float(response.headers["X-Watermark-Presence"]) < 0.01
+    assert float(response.headers["X-Mask-Coverage"]) == 0.0
+    np.testing.assert_array_equal(np.asarray(decode_image(response.content)), photo)
+    seg = client.post("/v1/segment", files={"image": ("p.png", png, "image/png")})
+    assert seg.headers["X-Watermark-Found"] == "false"
+    assert not np.asarray(decode_image(seg.content)).any()
+    # A per-request presence threshold of 0 turns the decision off: the same model masks everything.
+    forced = client.post(
+        "/v1/remove", files={"image": ("p.png", png, "image/png")}, data={"presence_threshold": "0"}
+    )
+    assert forced.headers["X-Watermark-Found"] == "true"
+    assert float(forced.headers["X-Mask-Coverage"]) > 0.5

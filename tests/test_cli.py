@@ -72,3 +72,17 @@ def test_missing_weights_is_one_clear_line(tmp_path: Path, capsys: pytest.Captur
     code = _run(["segment", str(tmp_path), "-o", str(tmp_path / "o"), "--segmenter", str(tmp_path / "none")])
     assert code == 2
     assert "no segmenter weights" in capsys.readouterr().err
+
+
+def test_remove_says_which_photos_had_no_watermark(
+    folder: Path, tmp_path: Path, no_mark_segmenter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (folder / "broken.png").unlink()
+    out = tmp_path / "out"
+    code = _run(["remove", str(folder), "-o", str(out), "--segmenter", str(no_mark_segmenter_dir)])
+    assert code == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "markless: no watermark found in 2 of 2 inputs: written unchanged" in "\n".join(lines)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "b.png")), np.asarray(Image.open(folder / "b.png"))
+    )

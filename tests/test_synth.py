@@ -14,15 +14,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
-from training.assets import (
-    AssetManifest,
-    assign_font_splits,
-    has_glyphs,
-    scan_fonts,
-    split_of,
-    stable_fraction,
-    verify,
-)
+from training.assets.fonts import assign_font_splits, has_glyphs, scan_fonts
+from training.assets.manifest import AssetManifest, PhotoEntry, photos_in_dirs, split_of, stable_fraction
 from training.synth import (
     BLEND_MODES,
     MARK_KINDS,
@@ -227,8 +220,6 @@ def test_platform_mark_has_an_icon_tile_and_an_account_line(pool: AssetPool) -> 
 
 
 def test_photo_folders_split_by_name_in_place(tmp_path: Path) -> None:
-    from training.synth.pool import photos_in_dirs
-
     for sub in ("a", "b/c"):
         (tmp_path / sub).mkdir(parents=True)
     names = [f"a/{i}.jpg" for i in range(30)] + [f"b/c/{i}.png" for i in range(30)] + ["a/notes.txt"]
@@ -427,7 +418,71 @@ def test_pool_from_manifest(tmp_path: Path) -> None:
         AssetPool.from_manifest(tmp_path / "nowhere", "train")
     loaded = AssetManifest.load(tmp_path)
     with pytest.raises(ModelNotAvailableError):  # far too few assets to train on
-        verify(loaded)
+        loaded.verify()
+
+
+def test_manifest_round_trip_and_recorded_photo_folders(tmp_path: Path) -> None:
+    cache, photos = tmp_path / "cache", tmp_path / "my photos"
+    photo = procedural(np.random.default_rng(2), (160, 200))
+    (cache / "photos").mkdir(parents=True)
+    cv2.imwrite(str(cache / "photos" / "a.jpg"), photo[..., ::-1])
+    for i in range(20):
+        (photos / f"sub{i % 2}").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(photos / f"sub{i % 2}" / f"{i}.png"), photo[..., ::-1])
+    AssetManifest(
+        cache,
+        photos=[PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", kind="texture")],
+        photo_dirs=[photos.resolve()],
+    ).save()
+    loaded = AssetManifest.load(cache)
+    assert loaded.photos == [PhotoEntry("photos/a.jpg", "train", "test", "CC0-1.0", kind="texture")]
+    assert loaded.photo_dirs == [photos.resolve()]
+    assert json.loads(loaded.path.read_text())["counts"]["photo folders"]["train"] > 0
+    for split in ("train", "val"):
+        pool = AssetPool.from_manifest(cache, split)
+        folder = photos_in_dirs([photos], split)  # the same rule as an explicit photo_dirs
+        assert pool.backgrounds[-len(folder) :] == folder and len(folder) > 0
+        assert pool.background_kinds == ["texture"] * (split == "train") + ["photo"] * len(folder)
+        again = AssetPool.from_manifest(cache, split, [photos])  # a folder passed again counts once
+        assert again.backgrounds == pool.backgrounds
+    bad = {"version": 1, "photos": [{"split": "train"}], "logos": [], "fonts": []}  # no path
+    (tmp_path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(ModelNotAvailableError):
+        AssetManifest.load(tmp_path)
+
+
+def test_assets_cli_records_photo_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``markless assets --photos DIR`` records the folder; a later run without it keeps it."""
+    import training.assets.collect as collect
+    from training.assets.manifest import FontEntry, LogoEntry
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):
+        (photos / f"{i}.jpg").write_bytes(b"x")
+    # Stand-ins for the package collectors (apt/npm and thousands of files): small real entries.
+    logo = tmp_path / "l.png"
+    logo.write_bytes(b"x")
+    monkeypatch.setattr(collect, "install_debs", lambda install, log: [])
+    monkeypatch.setattr(collect, "install_simple_icons", lambda root, install, log: None)
+    monkeypatch.setattr(collect, "collect_photos", lambda root, log: [])
+    monkeypatch.setattr(
+        collect,
+        "collect_logos",
+        lambda root, icons, workers, log: [LogoEntry(str(logo), s) for s in ["train"] * 100 + ["val"]],
+    )
+    monkeypatch.setattr(
+        collect,
+        "collect_fonts",
+        lambda root, log: [FontEntry(str(logo), s, scripts=("latin",)) for s in ["train"] * 4 + ["val"]],
+    )
+    cache = tmp_path / "cache"
+    assert collect.main(["--dir", str(cache), "--no-install", "--photos", str(photos)]) == 0
+    assert AssetManifest.load(cache).photo_dirs == [photos.resolve()]
+    assert collect.main(["--dir", str(cache), "--no-install"]) == 0
+    assert AssetManifest.load(cache).photo_dirs == [photos.resolve()]
+    assert len(AssetPool.from_manifest(cache, "val").backgrounds) == len(photos_in_dirs([photos], "val"))
+    assert collect.main(["--dir", str(cache), "--photos", str(tmp_path / "typo")]) == 1
 
 
 def test_write_dataset_layout(tmp_path: Path, pool: AssetPool) -> None:
@@ -465,7 +520,7 @@ def test_synth_cli_writes_a_set_without_a_cache(tmp_path: Path, monkeypatch: pyt
 
 
 def test_debian_copyright_licence_lookup() -> None:
-    from training.assets import licence_for
+    from training.assets.licences import licence_for
 
     pairs = [
         (["*"], "GPL-2+"),

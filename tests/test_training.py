@@ -15,7 +15,8 @@ from pipeline.factory import build_remover
 from training.data import WatermarkDataModule
 from training.evaluate import evaluate, psnr
 from training.export import export_module
-from training.module import SegmenterModule, binary_stats, soft_dice_loss
+from training.metrics import mask_metrics
+from training.module import SegmenterModule, soft_dice_loss
 
 
 def _tiny_module() -> SegmenterModule:
@@ -33,8 +34,22 @@ def test_losses_behave() -> None:
     target[:, :, 2:6, 2:6] = 1
     assert soft_dice_loss(target * 40 - 20, target) < 0.01  # confident and right
     assert soft_dice_loss(20 - target * 40, target) > 0.9  # confident and wrong
-    tp, fp, fn = binary_stats(target * 40 - 20, target).tolist()
-    assert (tp, fp, fn) == (32, 0, 0)
+    assert soft_dice_loss(torch.full_like(target, -20.0), torch.zeros_like(target)) < 0.01  # clean, empty
+    assert soft_dice_loss(torch.full_like(target, 20.0), torch.zeros_like(target)) > 0.9  # clean, false alarm
+    metrics = mask_metrics()
+    metrics.update(torch.sigmoid(target * 40 - 20), target.long())
+    assert {k: float(v) for k, v in metrics.compute().items()} == {
+        "iou": 1,
+        "f1": 1,
+        "precision": 1,
+        "recall": 1,
+    }
+    wrong = target.clone()
+    wrong[0, 0, 0, :4] = 1  # 4 false positives, counted over the whole set: tp 32, fp 4, fn 0
+    metrics.reset()
+    metrics.update(wrong, target.long())
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got == pytest.approx({"iou": 32 / 36, "f1": 64 / 68, "precision": 32 / 36, "recall": 1.0})
 
 
 def test_fast_dev_run_trains_and_exports(tmp_path: Path) -> None:
@@ -188,3 +203,19 @@ def test_eval_reports_harm_on_clean_photos(tmp_path: Path, tiny_segmenter_dir: P
     )
     assert only_clean["harm"]["false_alarm_rate"] == 0.0
     assert only_clean["harm"]["clean_psnr_vs_input"]["opencv"] == 100.0  # untouched
+
+
+def test_eval_reports_no_mark_operating_points(tmp_path: Path, no_mark_segmenter_dir: Path) -> None:
+    from pipeline import io
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        photo = np.random.default_rng(i).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+        (clean / f"{i}.png").write_bytes(io.encode(photo, "png"))
+    remover = build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv")
+    harm = evaluate(remover, None, modes=["opencv"], clean_dirs=[clean])["harm"]
+    assert harm["false_alarm_rate"] == 0.0  # every pixel scores "mark"; the decision overrules them
+    points = {p["presence_threshold"]: p for p in harm["operating_points"]}
+    assert sorted(points) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert all(p["false_alarm_rate"] == 0.0 for p in points.values())  # presence ~0.007 everywhere

@@ -52,7 +52,7 @@ def _synth(argv: list[str]) -> int:
 
 def _assets(argv: list[str]) -> int:
     require_extra("assets", ("cairosvg",))
-    from training.assets import main
+    from training.assets.collect import main
 
     return main(argv)
 

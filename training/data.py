@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.errors import InvalidParameterError
+from training.assets.manifest import photos_in_dirs
 from training.synth import AssetPool, SynthConfig, SynthSample, WatermarkSynth, default_assets_dir
-from training.synth.pool import photos_in_dirs
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
 

@@ -20,10 +20,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from skimage.metrics import structural_similarity
 
 from pipeline import io
 from pipeline.remover import Remover
+from training.metrics import mask_metrics
 
 BASELINE = "input"
 FALSE_ALARM_COVERAGE = 0.001
@@ -48,27 +50,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass
-class _Counts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        self.tp += int((pred & truth).sum())
-        self.fp += int((pred & ~truth).sum())
-        self.fn += int((~pred & truth).sum())
-
-    def summary(self) -> dict[str, float]:
-        tp, fp, fn = self.tp, self.fp, self.fn
-        return {
-            "iou": tp / max(tp + fp + fn, 1),
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-            "precision": tp / max(tp + fp, 1),
-            "recall": tp / max(tp + fn, 1),
-        }
-
-
-@dataclass
 class _ModeStats:
     psnr: list[float] = field(default_factory=list)
     psnr_mask: list[float] = field(default_factory=list)
@@ -89,6 +70,8 @@ class _HarmStats:
     clean_psnr: dict[str, list[float]] = field(default_factory=dict)
     marked_images: int = 0
     made_worse: dict[str, int] = field(default_factory=dict)
+    decisions: list[tuple[float, bool, bool]] = field(default_factory=list)
+    """(presence, masked without the decision, marked) per image: the no-mark operating points."""
 
     def add_clean(self, mask: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray) -> None:
         self.clean_images += 1
@@ -102,8 +85,22 @@ class _HarmStats:
         for mode, out in outputs.items():
             self.made_worse[mode] = self.made_worse.get(mode, 0) + int(psnr(out, clean) < before - WORSE_DB)
 
+    def operating_points(self) -> list[dict[str, float]]:
+        """False-alarm and detection rates if the presence threshold were each of 0.1 … 0.9."""
+        clean = [(p, m) for p, m, marked in self.decisions if not marked]
+        marked = [(p, m) for p, m, is_marked in self.decisions if is_marked]
+
+        def rate(items: list[tuple[float, bool]], t: float) -> float:
+            return sum(p >= t and m for p, m in items) / len(items) if items else math.nan
+
+        return [
+            {"presence_threshold": t, "false_alarm_rate": rate(clean, t), "detection_rate": rate(marked, t)}
+            for t in np.round(np.arange(0.1, 1.0, 0.1), 2).tolist()
+        ]
+
     def summary(self) -> dict[str, Any]:
         return {
+            "operating_points": self.operating_points() if self.decisions else [],
             "clean_images": self.clean_images,
             "false_alarm_rate": self.false_alarms / self.clean_images if self.clean_images else math.nan,
             "clean_psnr_vs_input": {m: float(np.mean(v)) for m, v in self.clean_psnr.items()},
@@ -157,9 +154,9 @@ def evaluate(
     pairs = (_pairs(Path(root))[:limit] if root is not None else []) + _clean_inputs(clean_dirs or [])[:limit]
     if not pairs:
         raise FileNotFoundError("nothing to evaluate: give a dataset folder or clean photo folders")
-    counts = _Counts()
+    counts = mask_metrics()
     harm = _HarmStats()
-    raw_counts = _Counts()
+    raw_counts = mask_metrics()
     stats = {m: _ModeStats() for m in [BASELINE, *modes]}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for inp, mask_path, clean_path in pairs:
@@ -170,8 +167,11 @@ def evaluate(
         else:
             truth = np.zeros(image.shape[:2], bool)
         mask, seg = remover.segment(image)
-        raw_counts.add(seg.prob >= remover.refiner.threshold, truth)
-        counts.add(mask, truth)
+        if seg.presence is not None:
+            ungated = remover.refiner.refine(seg.prob).mean() > FALSE_ALARM_COVERAGE
+            harm.decisions.append((seg.presence, bool(ungated), bool(truth.any())))
+        raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
+        counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
         stats[BASELINE].psnr.append(psnr(image, clean))
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
@@ -194,8 +194,8 @@ def evaluate(
         "images": len(pairs),
         "threshold": remover.refiner.threshold,
         "dilate": remover.refiner.dilate,
-        "mask": raw_counts.summary(),
-        "mask_refined": counts.summary(),
+        "mask": {k: float(v) for k, v in raw_counts.compute().items()},
+        "mask_refined": {k: float(v) for k, v in counts.compute().items()},
         "restoration": {m: s.summary() for m, s in stats.items()},
         "harm": harm.summary(),
         "default_inpainter": remover.default_inpainter,

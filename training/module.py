@@ -18,13 +18,21 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torchmetrics.classification import BinaryF1Score, BinaryStatScores
 
 from models import build_segmenter
 from models.segmenter import WatermarkSegmenter
+from training.metrics import mask_metrics
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 − Dice per image, averaged; images without a mark contribute through the eps terms."""
+    """1 − Dice per image, averaged; images without a mark contribute through the eps terms.
+
+    Not ``smp.losses.DiceLoss``: in binary mode it pools all pixels of the batch into one Dice (a
+    small mark is drowned by a big one in the same batch) and zeroes the loss of a batch without
+    mark pixels, so clean crops would never be pushed towards an empty mask. Both matter here:
+    thin marks and no false alarms on clean photos are what this loss is for.
+    """
     prob = torch.sigmoid(logits).flatten(1)
     target = target.flatten(1)
     inter = (prob * target).sum(1)
@@ -58,13 +66,6 @@ def hard_negative_bce(logits: torch.Tensor, target: torch.Tensor, fraction: floa
 def has_mark(mask: torch.Tensor, min_pixels: float = 16.0) -> torch.Tensor:
     """Image-level label (B,) from a Bx1xHxW mask: a crop that shows a mark's sliver only is not "marked"."""
     return (mask.flatten(1).sum(1) >= min_pixels).float()
-
-
-def binary_stats(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """(tp, fp, fn) summed over the batch, for IoU/F1 over a whole validation set."""
-    pred = torch.sigmoid(logits) >= threshold
-    truth = target >= 0.5
-    return torch.stack([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]).double()
 
 
 class SegmenterModule(L.LightningModule):
@@ -105,7 +106,12 @@ class SegmenterModule(L.LightningModule):
             init_encoder_from_imagenet(self.model)
         if freeze_encoder:
             self.model.net.encoder.requires_grad_(False)
-        self._reset_val()
+        # Validation, over the whole set: pixel F1/IoU of the mask, the same after the presence
+        # decision (what the product returns), and image-level flags against has-a-mark labels.
+        self.val_pixels = mask_metrics(threshold)
+        self.val_pixels_gated = BinaryF1Score(threshold)
+        self.val_images = BinaryStatScores()
+        self.val_images_ungated = BinaryStatScores()
 
     def _load_init(self, directory: str) -> None:
         """Start from exported weights; a head the old model lacks (``presence``) starts fresh."""
@@ -162,14 +168,9 @@ class SegmenterModule(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=batch["image"].shape[0])
         return total
 
-    def _reset_val(self) -> None:
-        self._val_stats = torch.zeros(3, dtype=torch.float64)  # pixel tp, fp, fn
-        self._val_gated = torch.zeros(3, dtype=torch.float64)  # the same after the presence decision
-        # images: clean, clean with a mask, marked, marked with a mask, clean with an ungated mask
-        self._val_images = torch.zeros(5, dtype=torch.float64)
-
     def on_validation_epoch_start(self) -> None:
-        self._reset_val()
+        for metric in (self.val_pixels, self.val_pixels_gated, self.val_images, self.val_images_ungated):
+            metric.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self(batch["image"])
@@ -181,33 +182,34 @@ class SegmenterModule(L.LightningModule):
             self.log(
                 "val/alpha_mae", masked_l1(torch.sigmoid(out["alpha"]), batch["alpha"], inside), batch_size=n
             )
-        self._val_stats += binary_stats(out["mask"], batch["mask"], self.hparams.threshold).cpu()
+        truth = (batch["mask"] >= 0.5).long()
+        prob = torch.sigmoid(out["mask"])
+        self.val_pixels.update(prob, truth)
         # What the product does: no mask at all where the presence head says "no mark".
-        gated = out["mask"]
+        gated = prob
         if "presence" in out:
             found = torch.sigmoid(out["presence"][:, 0]) >= self.hparams.presence_threshold
-            gated = torch.where(found[:, None, None, None], gated, torch.full_like(gated, -20.0))
-        self._val_gated += binary_stats(gated, batch["mask"], self.hparams.threshold).cpu()
-        labels = has_mark(batch["mask"]).bool()
-        flagged, raw = self._flags(gated), self._flags(out["mask"])
-        counts = [(~labels).sum(), (~labels & flagged).sum(), labels.sum(), (labels & flagged).sum()]
-        self._val_images += torch.stack([*counts, (~labels & raw).sum()]).double().cpu()
+            gated = prob * found[:, None, None, None]
+        self.val_pixels_gated.update(gated, truth)
+        labels = has_mark(batch["mask"]).long()
+        self.val_images.update(self._flags(gated), labels)
+        self.val_images_ungated.update(self._flags(prob), labels)
 
-    def _flags(self, logits: torch.Tensor) -> torch.Tensor:
+    def _flags(self, prob: torch.Tensor) -> torch.Tensor:
         """Images whose mask covers > 0.1 % of pixels: the false-alarm rule of ``markless eval``."""
-        return (torch.sigmoid(logits) >= self.hparams.threshold).flatten(1).float().mean(1) > 0.001
+        return ((prob >= self.hparams.threshold).flatten(1).float().mean(1) > 0.001).long()
 
     def on_validation_epoch_end(self) -> None:
-        stats = torch.cat([self._val_stats, self._val_gated, self._val_images])
-        if self.trainer.world_size > 1:
-            stats = self.all_gather(stats.to(self.device)).reshape(-1, stats.numel()).sum(0).cpu()
-        tp, fp, fn, gtp, gfp, gfn, clean, false_alarms, marked, found, raw_alarms = stats.tolist()
-        self.log("val/iou", tp / max(tp + fp + fn, 1.0), prog_bar=True)
-        self.log("val/f1", 2 * tp / max(2 * tp + fp + fn, 1.0), prog_bar=True)
-        self.log("val/f1_gated", 2 * gtp / max(2 * gtp + gfp + gfn, 1.0), prog_bar=True)
-        self.log("val/false_alarm_rate", false_alarms / max(clean, 1.0), prog_bar=True)
-        self.log("val/detection_rate", found / max(marked, 1.0))
-        self.log("val/false_alarm_rate_ungated", raw_alarms / max(clean, 1.0))
+        # compute() sums the counts over all processes under DDP.
+        pixels = self.val_pixels.compute()
+        self.log("val/iou", pixels["iou"], prog_bar=True)
+        self.log("val/f1", pixels["f1"], prog_bar=True)
+        self.log("val/f1_gated", self.val_pixels_gated.compute(), prog_bar=True)
+        found, false_alarms, clean_ok, missed, _ = self.val_images.compute().tolist()
+        self.log("val/false_alarm_rate", false_alarms / max(false_alarms + clean_ok, 1), prog_bar=True)
+        self.log("val/detection_rate", found / max(found + missed, 1))
+        _, raw_alarms, raw_ok, _, _ = self.val_images_ungated.compute().tolist()
+        self.log("val/false_alarm_rate_ungated", raw_alarms / max(raw_alarms + raw_ok, 1))
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

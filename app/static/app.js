@@ -556,9 +556,10 @@ async function removeWith(form, run, signal) {
   if (Number.isFinite(coverage)) meta.push(`${formatPercent(coverage)} restored`);
   el.resultMeta.textContent = meta.join(" · ");
   const total = roundTrip >= 1000 ? `${(roundTrip / 1000).toFixed(1)} s` : `${Math.round(roundTrip)} ms`;
+  const unchanged = res.header("X-Watermark-Found") === "false" || (Number.isFinite(coverage) && coverage === 0);
   setStatus(
-    Number.isFinite(coverage) && coverage === 0
-      ? `Done in ${total}, but nothing was masked, so the photo is unchanged. Paint over the watermark and press “Remove again”.`
+    unchanged
+      ? "No watermark found — the photo is unchanged. Paint over it to remove it by hand, then press “Remove again”."
       : `Done in ${total}. Compare, fix the mask if needed, then download.`,
   );
 }

@@ -6,9 +6,10 @@ ground truth (mask, alpha, colour layer, clean image). ``write_dataset`` writes 
 set in the ``input/ mask/ clean/ alpha/ color/`` layout that ``markless eval`` reads.
 """
 
+from training.assets.manifest import default_assets_dir
 from training.synth.config import BLEND_MODES, MARK_KINDS, SCRIPTS, SynthConfig
 from training.synth.generator import SynthSample, WatermarkSynth, blend, composite
-from training.synth.pool import AssetPool, FontFace, default_assets_dir
+from training.synth.pool import AssetPool, FontFace
 from training.synth.writer import contact_sheet, write_dataset
 
 __all__ = [

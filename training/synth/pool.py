@@ -1,7 +1,7 @@
 """The generator's raw material: clean backgrounds, logo sources and fonts per script.
 
-An :class:`AssetPool` is built either from the asset cache written by ``training.assets``
-(``AssetPool.from_manifest(cache, split="train"|"val")``) or from explicit in-memory assets
+An :class:`AssetPool` is built either from the asset cache written by ``markless assets``
+(``AssetPool.from_manifest(cache, split="train"|"val")``, read through ``training.assets.manifest``) or from explicit in-memory assets
 (``AssetPool.builtin()`` for tests and cache-less runs). Decoded photos, rasterised logos and
 loaded fonts are cached per process, because decoding a PNG or rasterising an SVG costs more than
 generating a whole sample.
@@ -9,8 +9,6 @@ generating a whole sample.
 
 from __future__ import annotations
 
-import json
-import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +20,12 @@ import numpy as np
 from PIL import ImageFont, features
 
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
+from training.assets.manifest import AssetManifest, check_split
 from training.synth.config import SCRIPTS
 
-MANIFEST_NAME = "manifest.json"
 LOGO_SIZE = 384
 """Longest side logos are rasterised at; marks wider than this are upscaled (rare, and soft edges are real)."""
 MAX_BACKGROUND_SIDE = 1280
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _HAS_RAQM = features.check("raqm")
 
 BUILTIN_SVGS: tuple[str, ...] = (
@@ -199,40 +196,26 @@ class AssetPool:
         cls, cache_dir: str | Path, split: str = "train", photo_dirs: Sequence[str | Path] = ()
     ) -> AssetPool:
         """The assets of ``split`` ("train" or "val") recorded in ``cache_dir/manifest.json``, plus
-        the ``split`` share of the photos in ``photo_dirs`` (see :func:`photos_in_dirs`)."""
-        _check_split(split)
-        root = Path(cache_dir).expanduser()
-        manifest_path = root / MANIFEST_NAME
-        if not manifest_path.is_file():
-            raise ModelNotAvailableError(
-                f"no asset manifest at {manifest_path}; run `markless assets` (or pass assets_dir=None)"
-            )
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-
-        def resolve(p: str) -> Path:
-            path = Path(p)
-            return path if path.is_absolute() else root / path
-
-        photos = [e for e in manifest.get("photos", []) if e.get("split") == split]
-        logos = [resolve(e["path"]) for e in manifest.get("logos", []) if e.get("split") == split]
+        the ``split`` share of the photo folders recorded there and of ``photo_dirs`` (see
+        :func:`training.assets.manifest.photos_in_dirs`)."""
+        check_split(split)
+        manifest = AssetManifest.load(cache_dir)
+        photos = [e for e in manifest.photos if e.split == split]
+        logos = [manifest.resolve(e.path) for e in manifest.logos if e.split == split]
         fonts: dict[str, list[FontFace]] = {}
-        for entry in manifest.get("fonts", []):
-            if entry.get("split") != split:
+        for entry in manifest.fonts:
+            if entry.split != split:
                 continue
             face = FontFace(
-                path=str(resolve(entry["path"])),
-                index=int(entry.get("index", 0)),
-                family=str(entry.get("family", "")),
-                bold=bool(entry.get("bold", False)),
-                italic=bool(entry.get("italic", False)),
+                str(manifest.resolve(entry.path)), entry.index, entry.family, entry.bold, entry.italic
             )
-            for script in entry.get("scripts", []):
+            for script in entry.scripts:
                 if script in SCRIPTS:
                     fonts.setdefault(script, []).append(face)
-        extra = photos_in_dirs(photo_dirs, split)
+        extra = manifest.folder_photos(split, photo_dirs)
         return cls(
-            backgrounds=[resolve(e["path"]) for e in photos] + extra,
-            background_kinds=[str(e.get("kind", "photo")) for e in photos] + ["photo"] * len(extra),
+            backgrounds=[manifest.resolve(e.path) for e in photos] + extra,
+            background_kinds=[e.kind for e in photos] + ["photo"] * len(extra),
             logos=logos,
             fonts=fonts,
         )
@@ -334,38 +317,3 @@ class AssetPool:
         if len(self._font_cache) > 384:
             self._font_cache.popitem(last=False)
         return font
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "val"):
-        raise InvalidParameterError(f"split must be 'train' or 'val', got {split!r}")
-
-
-def photos_in_dirs(dirs: Sequence[str | Path], split: str) -> list[Path]:
-    """The ``split`` share of the photos under ``dirs`` (recursive), used in place, sorted.
-
-    The split is decided by a stable hash of each photo's path relative to its folder, the same rule
-    as the asset cache's own photos, so a folder's held-out photos never change between runs and
-    machines. A folder that does not exist is an error: a typo must not silently train on nothing.
-    """
-    from training.assets import VAL_FRACTION, split_of  # local: assets imports this module
-
-    _check_split(split)
-    found: list[Path] = []
-    for d in dirs:
-        root = Path(d).expanduser()
-        if not root.is_dir():
-            raise InvalidParameterError(f"photo folder {root} does not exist")
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in PHOTO_SUFFIXES or not path.is_file():
-                continue
-            rel = path.relative_to(root).as_posix()
-            if split_of(f"photo:{rel}", VAL_FRACTION["photos"]) == split:
-                found.append(path)
-    return found
-
-
-def default_assets_dir() -> Path:
-    """``$MARKLESS_ASSETS`` or ``~/.cache/markless/assets``."""
-    env = os.environ.get("MARKLESS_ASSETS")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "markless" / "assets"

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidParameterError
+from training.assets.manifest import MANIFEST_NAME, default_assets_dir
 from training.synth.config import SynthConfig
 from training.synth.generator import SynthSample, WatermarkSynth
-from training.synth.pool import MANIFEST_NAME, AssetPool, default_assets_dir
+from training.synth.pool import AssetPool
 
 log = logging.getLogger(__name__)
 LAYOUT = ("input", "mask", "clean", "alpha", "color")
