@@ -193,8 +193,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
             mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
         if profile is not None:
             result = remover.remove_mark(decoded.rgb, profile, options)
-            if not result.found:
-                tqdm_write(f"markless: {path}: the mark was not found; written unchanged")
         else:
             result = remover.remove(decoded.rgb, mask, options)
         data = decoded.encode_result(result.image, fmt, quality=settings.quality)
@@ -204,13 +202,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
         return result.found
 
     return _run_files(files, work, args.quiet)
-
-
-def tqdm_write(message: str) -> None:
-    """A note on stderr that does not break the progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

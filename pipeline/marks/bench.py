@@ -22,7 +22,6 @@ import numpy as np
 
 from pipeline.errors import MarklessError
 from pipeline.marks import learn_profile, remove_with_profile, synth
-from training.assets import stable_fraction
 
 KINDS = ("centred", "corner", "tiled")
 MARKS = {
@@ -34,6 +33,8 @@ MARKS = {
 
 def held_out_photos(root: Path, fraction: float = 0.2) -> list[Path]:
     """Photos whose name hashes into the validation share (same rule as training's split)."""
+    from training.assets.manifest import stable_fraction  # the train extra: a source checkout
+
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     return [p for p in files if stable_fraction(f"photo:{p.stem}") < fraction]
 
