@@ -44,17 +44,82 @@ def _image_files(inputs: Iterable[str]) -> list[Path]:
     return files
 
 
-def _find_mask(mask_arg: str | None, image: Path) -> Path | None:
-    """``--mask`` is one file for every input, or a folder holding a mask with each input's stem."""
-    if mask_arg is None:
-        return None
-    path = Path(mask_arg)
-    if not path.is_dir():
-        return path
-    matches = sorted(path.glob(f"{image.stem}.*"))
-    if not matches:
-        raise MarklessError(f"no mask named {image.stem}.* in {path}")
-    return matches[0]
+class MaskSource:
+    """``--mask``: one file for every input, or a folder holding a mask named like each input.
+
+    A folder is listed once and looked up by exact stem: file names are data, never patterns
+    (``[x].png``'s mask is ``[x].png``, not ``x.png``), and two candidates are an error, not a guess.
+    """
+
+    def __init__(self, mask_arg: str | None) -> None:
+        self.path = Path(mask_arg) if mask_arg is not None else None
+        self.by_stem: dict[str, list[Path]] = {}
+        if self.path is not None and self.path.is_dir():
+            for file in _image_files([str(self.path)]):
+                self.by_stem.setdefault(file.stem, []).append(file)
+
+    def files(self) -> list[Path]:
+        """Every mask file this source may read (protected from being written over)."""
+        if self.path is None:
+            return []
+        if self.path.is_dir():
+            return [file for files in self.by_stem.values() for file in files]
+        return [self.path]
+
+    def find(self, image: Path) -> Path | None:
+        """The mask for ``image``, or ``None`` without ``--mask``."""
+        if self.path is None or not self.path.is_dir():
+            return self.path
+        matches = self.by_stem.get(image.stem, [])
+        if not matches:
+            raise MarklessError(f"no mask named {image.stem!r} (any image suffix) in {self.path}")
+        if len(matches) > 1:
+            names = ", ".join(m.name for m in matches)
+            raise MarklessError(f"more than one mask for {image.name} in {self.path} ({names}): keep one")
+        return matches[0]
+
+
+MAX_LISTED_CLASHES = 5
+
+
+def check_writes(
+    files: Sequence[Path],
+    outputs: Sequence[Callable[[Path], Path]],
+    *,
+    also_inputs: Iterable[Path] = (),
+    overwrite: bool = False,
+) -> None:
+    """Refuse, before anything is written, a run that would destroy data without being asked to.
+
+    ``outputs`` name what is written for each input (the image, the mask...). Refused: two
+    inputs with one output path (``a.jpg`` and ``a.png`` → ``a.png``: the second silently
+    replaces the first), an output path that is an input (or one of ``also_inputs``, such as
+    the masks read), and an output folder that holds inputs. ``overwrite`` allows all of them.
+    """
+    if overwrite:
+        return
+    inputs = {path.resolve() for path in [*files, *also_inputs]}
+    input_dirs = {path.parent for path in inputs}
+    problems: list[str] = []
+    written: dict[Path, Path] = {}
+    for path in files:
+        for name in outputs:
+            target = name(path).resolve()
+            if target.parent in input_dirs:
+                problems.append(f"{target.parent} is an output folder and holds inputs")
+                input_dirs.discard(target.parent)  # say it once
+            if target in inputs:
+                problems.append(f"{target} would be written over, and it is an input")
+            first = written.setdefault(target, path)
+            if first != path:
+                problems.append(f"{first} and {path} would both be written to {target}")
+    if problems:
+        more = len(problems) - MAX_LISTED_CLASHES
+        listed = "; ".join(problems[:MAX_LISTED_CLASHES]) + (f"; and {more} more" if more > 0 else "")
+        raise MarklessError(
+            f"refusing to write anything: {listed}. Choose another output folder (-o), rename the "
+            "clashing inputs, or pass --overwrite"
+        )
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +129,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--diffusion-model", default=None, help="diffusers inpainting model: hub id or local folder"
     )
+
+
+def _add_write_options(parser: argparse.ArgumentParser) -> None:
+    """Flags of the commands that write one file per input."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow writing over inputs, into their folder, and several inputs to one output name",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _add_option_flags(parser: argparse.ArgumentParser, model: type[SegmentOptions]) -> None:
@@ -150,6 +225,15 @@ def _learn(files: list[Path], settings: Settings) -> Any:
     return profile
 
 
+def _mark_files(mark_arg: str | None) -> list[Path]:
+    """The files ``--mark`` reads (a profile's JSON and the PNG ``MarkProfile.save`` puts beside
+    it, or a mark image), protected from being written over like the inputs."""
+    if mark_arg is None:
+        return []
+    path = Path(mark_arg)
+    return [path, path.with_suffix(".png")] if path.suffix.lower() == ".json" else [path]
+
+
 def cmd_marks_learn(args: argparse.Namespace) -> int:
     import json
 
@@ -170,23 +254,35 @@ def cmd_remove(args: argparse.Namespace) -> int:
         )
     if args.mark and args.mask:
         raise MarklessError("give either --mask or --mark, not both")
+    options = _options(args, RemoveOptions)
+    fmt = io.normalize_format(args.format or settings.default_format)
+    out_dir = Path(args.output)
+    masks_dir = Path(args.masks_out) if args.masks_out else None
+    masks = MaskSource(args.mask)
     files = _image_files(args.inputs)
+
+    def image_out(path: Path) -> Path:
+        return out_dir / f"{path.stem}{io.file_suffix(fmt)}"
+
+    def mask_out(path: Path) -> Path:
+        return Path(args.masks_out) / f"{path.stem}.png"
+
+    outputs = [image_out, mask_out] if masks_dir else [image_out]
+    check_writes(
+        files, outputs, also_inputs=[*masks.files(), *_mark_files(args.mark)], overwrite=args.overwrite
+    )
     profile = (
         _learn(files, settings) if args.same_mark else MarkProfile.load(args.mark) if args.mark else None
     )
     needs_segmenter = profile is None and (args.mask is None or args.inpainter == "unblend")
     remover = _remover(args, with_segmenter=needs_segmenter)
-    options = _options(args, RemoveOptions)
-    fmt = io.normalize_format(args.format or settings.default_format)
-    out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    masks_dir = Path(args.masks_out) if args.masks_out else None
     if masks_dir:
         masks_dir.mkdir(parents=True, exist_ok=True)
 
     def work(path: Path) -> bool:
         decoded = io.read_image_file(path, max_pixels=settings.max_pixels)
-        mask_path = _find_mask(args.mask, path)
+        mask_path = masks.find(path)
         mask = None
         if mask_path is not None:
             size = (decoded.width, decoded.height)
@@ -195,10 +291,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
             result = remover.remove_mark(decoded.rgb, profile, options)
         else:
             result = remover.remove(decoded.rgb, mask, options)
-        data = decoded.encode_result(result.image, fmt, quality=settings.quality)
-        (out_dir / f"{path.stem}{io.file_suffix(fmt)}").write_bytes(data)
+        image_out(path).write_bytes(decoded.encode_result(result.image, fmt, quality=settings.quality))
         if masks_dir:
-            (masks_dir / f"{path.stem}.png").write_bytes(io.encode_mask(result.mask))
+            mask_out(path).write_bytes(io.encode_mask(result.mask))
         return result.found
 
     return _run_files(files, work, args.quiet)
@@ -209,17 +304,23 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     args.inpainter = "opencv"  # segmenting restores nothing: load no generative stage
-    remover = _remover(args)
     options = _options(args, SegmentOptions)
     out_dir = Path(args.output)
+    files = _image_files(args.inputs)
+
+    def mask_out(path: Path) -> Path:
+        return out_dir / f"{path.stem}.png"
+
+    check_writes(files, [mask_out], overwrite=args.overwrite)
+    remover = _remover(args)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def work(path: Path) -> None:
         decoded = io.read_image_file(path, max_pixels=settings.max_pixels)
         mask, _ = remover.segment(decoded.rgb, options)
-        (out_dir / f"{path.stem}.png").write_bytes(io.encode_mask(mask))
+        mask_out(path).write_bytes(io.encode_mask(mask))
 
-    return _run_files(_image_files(args.inputs), work, args.quiet)
+    return _run_files(files, work, args.quiet)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -317,7 +418,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Callable[[str, list[str]], 
         action="store_true",
         help="the inputs (3 or more) share one mark: learn it from them, then remove exactly it from each",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_write_options(p)
     _add_model_options(p)
     _add_option_flags(p, RemoveOptions)  # --mark FILE: a saved profile (.json) or an RGBA mark image
     p.set_defaults(func=cmd_remove)
@@ -332,7 +433,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Callable[[str, list[str]], 
     p = sub.add_parser("segment", help="write watermark masks (8-bit PNG, 255 = watermark)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_write_options(p)
     _add_model_options(p)
     _add_option_flags(p, SegmentOptions)
     p.set_defaults(func=cmd_segment)

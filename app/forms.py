@@ -11,8 +11,9 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Form
+from fastapi import Form, Request
 
+from pipeline.errors import InvalidParameterError
 from pipeline.options import SegmentOptions
 
 OptionsT = TypeVar("OptionsT", bound=SegmentOptions)
@@ -21,18 +22,26 @@ OptionsT = TypeVar("OptionsT", bound=SegmentOptions)
 def options_form(model: type[OptionsT]) -> Callable[..., OptionsT]:
     """A dependency reading ``model``'s fields from the request's form and validating them once."""
 
-    def dependency(**values: Any) -> OptionsT:
+    async def dependency(request: Request, **values: Any) -> OptionsT:
+        form = await request.form()  # already parsed for the fields: no second read
+        repeated = sorted(name for name in values if len(form.getlist(name)) > 1)
+        if repeated:
+            # FastAPI would silently keep the last value; a client sending two means a bug.
+            raise InvalidParameterError(f"each option may be given once: {', '.join(repeated)} repeated")
         return model.of(**values)
 
     dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[kind | None, Form(description=description)],
-            )
-            for name, (kind, description) in model.field_types().items()
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+            *(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[kind | None, Form(description=description)],
+                )
+                for name, (kind, description) in model.field_types().items()
+            ),
         ]
     )
     dependency.__name__ = f"{model.__name__}_form"

@@ -23,13 +23,23 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.jobs import JobQueue
 from app.marks import MarkStore
 from app.marks import router as marks_router
 from app.metrics import Metrics
-from app.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware, RequestIdLogFilter
+from app.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    DisconnectMiddleware,
+    RequestContextMiddleware,
+    RequestIdLogFilter,
+    SecurityHeadersMiddleware,
+)
+from app.openapi import install_openapi
 from app.routes import EXPOSED_HEADERS, STATIC_DIR, ops, v1, version
+from app.server import uvicorn_config
 from app.settings import Settings
 from pipeline.errors import MarklessError
 from pipeline.factory import build_remover
@@ -74,9 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the models (unless injected) before serving; let admitted jobs finish on shutdown."""
     state = app.state
     if state.jobs.closed:  # the app is being started again (e.g. a second TestClient context)
-        state.jobs = JobQueue(
-            state.settings.max_concurrent_jobs, state.settings.max_queue, metrics=state.metrics
-        )
+        state.jobs = make_job_queue(state.settings, state.metrics)
     if state.remover is None and state.injected_remover is not None:
         install_remover(app, state.injected_remover, state.model_load_seconds)
     if state.remover is None:
@@ -95,6 +103,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(state.jobs.close)
 
 
+def make_job_queue(settings: Settings, metrics: Metrics) -> JobQueue:
+    """The job queue the settings describe."""
+    return JobQueue(
+        settings.max_concurrent_jobs, settings.max_queue, max_work=settings.max_work, metrics=metrics
+    )
+
+
 def create_app(settings: Settings | None = None, remover: RemovalService | None = None) -> FastAPI:
     """Build the service. With ``remover`` the models are not loaded again (and it is ready at once)."""
     settings = settings or Settings()
@@ -107,11 +122,13 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
         "/v1 endpoints need `Authorization: Bearer <key>`.",
         lifespan=lifespan,
         form_limits=form_limits(settings),  # type: ignore[arg-type]
+        docs_url=None,  # served by app.docs from the package's own Swagger UI files
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.jobs = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics=metrics)
+    app.state.jobs = make_job_queue(settings, metrics)
     app.state.remover = None
     app.state.device = settings.device
     app.state.model_load_seconds = None
@@ -130,10 +147,15 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
     app.include_router(marks_router, dependencies=[Security(bearer)] if settings.api_keys else [])
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_docs(app)
+    install_openapi(app, lambda: app.state.remover)
 
     # Added inner to outer: the body limit sits closest to the routes, the context outermost.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ApiKeyMiddleware, keys=settings.key_bytes())
+    app.add_middleware(DisconnectMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
+    app.add_middleware(ApiKeyMiddleware, keys=settings.key_bytes(), protected=settings.protected_paths())
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -144,6 +166,7 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
             expose_headers=list(EXPOSED_HEADERS),
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     label_routes = [
         *ops.routes,
         *v1.routes,
@@ -197,15 +220,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None =
     app = create_app(settings, remover)
     install_remover(app, remover, seconds)
     log.info("models loaded in %.2f s on %s; serving on http://%s:%d", seconds, app.state.device, host, port)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,  # configured above
-        access_log=False,  # RequestContextMiddleware logs each request with its id
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
-        server_header=False,
-    )
+    uvicorn.Server(uvicorn_config(app, settings, host=host, port=port)).run()
 
 
 def __getattr__(name: str) -> Any:

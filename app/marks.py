@@ -20,11 +20,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from app.admission import admit_learning
 from app.deps import ContextDep
-from app.errors import ERROR_RESPONSES, MarkNotFoundError, TooManyMarksError
+from app.errors import ERROR_RESPONSES, MARK_NOT_FOUND, ErrorResponse, MarkNotFoundError, TooManyMarksError
 from app.settings import Settings
 from pipeline import io
-from pipeline.errors import ImageTooLargeError, InvalidParameterError, NotEnoughPhotosError
+from pipeline.cancel import checkpoint
+from pipeline.errors import InvalidParameterError, NotEnoughPhotosError
 from pipeline.marks import MarkProfile
 from pipeline.marks.learn import MIN_PHOTOS
 from pipeline.service import RemovalService
@@ -106,31 +108,36 @@ def describe(mark_id: str, profile: MarkProfile) -> dict[str, Any]:
 def _learn_job(
     service: RemovalService, settings: Settings, store: MarkStore, uploads: list[UploadFile]
 ) -> str:
-    """Decode every photo (within the request's pixel total), learn, store; returns the id."""
-    photos, total = [], 0
+    """Decode every photo (admitted by their headers), learn, store; returns the id."""
+    photos = []
     for upload in uploads:
         upload.file.seek(0)
-        decoded = io.decode(upload.file.read(), max_pixels=settings.max_pixels)
-        total += decoded.width * decoded.height
-        if total > settings.max_mark_pixels:
-            raise ImageTooLargeError(
-                f"the photos exceed {settings.max_mark_pixels:,} pixels together: send fewer or smaller ones"
-            )
-        photos.append(decoded.rgb)
+        photos.append(io.decode(upload.file.read(), max_pixels=settings.max_pixels).rgb)
+        checkpoint()
     return store.add(service.learn_mark(photos))
 
 
 router = APIRouter(prefix="/v1/marks", tags=["marks"])
-_MARK_ERRORS = {k: ERROR_RESPONSES[k] for k in (400, 401, 413, 415, 422, 503) if k in ERROR_RESPONSES}
-_NOT_FOUND = {404: {"model": ERROR_RESPONSES[400]["model"], "description": "No mark profile with this id."}}
+_LEARN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"description": "The learned profile: its id, metadata and image URL (also in `Location`)."},
+    **ERROR_RESPONSES,
+    409: {"model": ErrorResponse, "description": "The mark store is full: delete a profile first."},
+}
+_ID_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **MARK_NOT_FOUND,
+    **{k: ERROR_RESPONSES[k] for k in (401, 500)},
+}
 
 
-@router.post("", status_code=201, responses=_MARK_ERRORS, summary="Learn the mark several photos share")
+@router.post("", status_code=201, responses=_LEARN_RESPONSES, summary="Learn the mark several photos share")
 async def learn(
     ctx: ContextDep,
     images: Annotated[
         list[UploadFile],
-        File(description="Three or more photos that carry the same mark (repeat the field)."),
+        File(
+            description="Three or more photos that carry the same mark (repeat the field).",
+            json_schema_extra={"minItems": MIN_PHOTOS},  # fewer: our 400 not_enough_photos, not a 422
+        ),
     ],
 ) -> JSONResponse:
     """Estimate the shared mark's opacity and colour and store it; answers its id and metadata.
@@ -149,13 +156,14 @@ async def learn(
         if upload.size == 0:
             raise InvalidParameterError(f"photo {upload.filename or ''!r} is empty")
     store = get_store(ctx.request)
-    budget = settings.request_timeout_s
-    mark_id, _ = await ctx.jobs.run(lambda: _learn_job(ctx.service, settings, store, images), timeout=budget)
+    cost = await admit_learning(settings, [upload.file for upload in images])
+    work = lambda: _learn_job(ctx.service, settings, store, images)  # noqa: E731
+    mark_id, _ = await ctx.jobs.run(work, timeout=ctx.remaining_budget(), cost=cost)
     body = describe(mark_id, store.load(mark_id))
     return JSONResponse(body, status_code=201, headers={"Location": f"/v1/marks/{mark_id}"})
 
 
-@router.get("/{mark_id}", responses={**_NOT_FOUND, 401: ERROR_RESPONSES[401]}, summary="A mark profile")
+@router.get("/{mark_id}", responses=_ID_RESPONSES, summary="A mark profile")
 async def show(request: Request, mark_id: str) -> dict[str, Any]:
     """The profile's metadata: layout, anchor, size, quality, missing photos, image URL."""
     return describe(mark_id, get_store(request).load(mark_id))
@@ -164,7 +172,7 @@ async def show(request: Request, mark_id: str) -> dict[str, Any]:
 @router.get(
     "/{mark_id}/image",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"image/png": {}}}, **_ID_RESPONSES},
     summary="The estimated mark as an RGBA PNG",
 )
 async def image(request: Request, mark_id: str) -> Response:
@@ -173,7 +181,7 @@ async def image(request: Request, mark_id: str) -> Response:
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/{mark_id}", status_code=204, responses=_NOT_FOUND, summary="Forget a mark profile")
+@router.delete("/{mark_id}", status_code=204, responses=_ID_RESPONSES, summary="Forget a mark profile")
 async def delete(request: Request, mark_id: str) -> Response:
     """Delete the profile; later requests naming it get 404."""
     get_store(request).delete(mark_id)

@@ -61,8 +61,15 @@ class Metrics:
         self.jobs_running = Gauge("markless_jobs_running", "Jobs running on a worker now.", registry=r)
         self.rejected = Counter(
             "markless_jobs_rejected",
-            "Jobs refused or abandoned: 'queue_full' (503) or 'timeout' (504).",
+            "Jobs refused or abandoned: 'queue_full' or 'work_budget' (503), 'timeout' (504).",
             ["reason"],
+            registry=r,
+        )
+        self.cancelled = Counter(
+            "markless_jobs_cancelled",
+            "Jobs dropped because their client disconnected: 'queued' (never ran) or 'running' "
+            "(stopped at the next stage boundary).",
+            ["state"],
             registry=r,
         )
         self.model_load = Gauge(

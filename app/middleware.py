@@ -1,13 +1,16 @@
-"""Pure ASGI middlewares: request context (id, metrics, last-resort 500), API keys, body limit.
+"""Pure ASGI middlewares: request context (id, metrics, last-resort 500), security headers,
+client-disconnect watching, API keys, body limit and body timeout.
 
-Pure ASGI rather than ``BaseHTTPMiddleware`` because two of them must act on the raw message
-stream: the body limit counts ``http.request`` chunks as they arrive (a 100 MB upload is
-refused after 25 MB, not after being read), and the API-key check answers before any body
-byte is read.
+Pure ASGI rather than ``BaseHTTPMiddleware`` because they act on the raw message stream: the body
+limit counts ``http.request`` chunks as they arrive (a 100 MB upload is refused after 25 MB, not
+after being read), the body timeout bounds how long they may take, the API-key check answers
+before any body byte is read, and the disconnect watcher listens for ``http.disconnect`` once the
+body is in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import logging
@@ -23,13 +26,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import (
     REQUEST_ID_SCOPE_KEY,
+    BodyTimeoutError,
     BodyTooLargeError,
     UnauthorizedError,
     error_response,
     internal_error_response,
     response_for,
 )
+from app.jobs import CLIENT_GONE
 from app.metrics import Metrics
+from pipeline.cancel import CancelToken, reset_token, use_token
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("markless.access")
@@ -153,7 +159,7 @@ class ApiKeyMiddleware:
         self.protected = protected
 
     def _is_protected(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.protected)
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -186,16 +192,20 @@ class ApiKeyMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes``: at once on ``Content-Length``, else while streaming.
+    """Refuses bodies over ``max_bytes`` (at once on ``Content-Length``, else while streaming)
+    and bodies that take longer than ``timeout_s`` to arrive (a slow-loris upload).
 
     Chunks are counted as the app pulls them; the first one past the limit raises
     ``BodyTooLargeError`` inside whatever is reading (FastAPI's form parser turns it into a
     413 through the error handlers), so at most ``max_bytes`` plus one chunk is ever read.
+    Waiting for a chunk past the deadline raises ``BodyTimeoutError`` (408, connection closed);
+    the deadline counts from the request's arrival and ends with the last body chunk.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,14 +218,27 @@ class BodyLimitMiddleware:
 
         received = 0
         started = False
+        complete = False
+        deadline = (
+            None
+            if self.timeout_s is None
+            else scope.get(START_SCOPE_KEY, time.perf_counter()) + self.timeout_s
+        )
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.perf_counter()))
+                except TimeoutError:
+                    raise BodyTimeoutError(self.timeout_s or 0.0) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise BodyTooLargeError(self.max_bytes)
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -230,8 +253,95 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await self._too_large(scope, receive, send)
+        except BodyTimeoutError as exc:
+            if started:
+                raise
+            response = error_response(408, "request_timeout", str(exc.detail), dict(exc.headers or {}))
+            await response(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         exc = BodyTooLargeError(self.max_bytes)
         response = error_response(413, "body_too_large", str(exc.detail), dict(exc.headers or {}))
         await response(scope, receive, send)
+
+
+class DisconnectMiddleware:
+    """Cancels a request's jobs when its client disconnects.
+
+    Once the body is in, the only message left for a request is ``http.disconnect``: a task
+    waits for it and cancels the request's ``CancelToken`` (made current for the request, so the
+    ``JobQueue`` and the pipeline's stage checks see it). Later ``receive`` calls of the app get
+    that same message, so nothing is consumed twice.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = CancelToken()
+        watcher: asyncio.Task[Message] | None = None
+
+        async def watch() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                token.cancel(CLIENT_GONE)
+            return message
+
+        async def watched_receive() -> Message:
+            nonlocal watcher
+            if watcher is not None:
+                return await asyncio.shield(watcher)
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                token.cancel(CLIENT_GONE)
+            elif not message.get("more_body", False):
+                watcher = asyncio.ensure_future(watch())
+            return message
+
+        previous = use_token(token)
+        try:
+            await self.app(scope, watched_receive, send)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            reset_token(previous)
+
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+)
+"""Sent on every response: no MIME sniffing, no framing by other sites, no referrer leaks, and a
+policy under which the page and /docs load only this server's own files."""
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``SECURITY_HEADERS`` to every HTTP response (a route's own value wins)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS:
+                    if name.lower() not in headers:
+                        headers.append(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -18,11 +18,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from app.admission import admit
 from app.deps import ContextDep, JobsDep, MetricsDep, RequestContext, ServiceDep, SettingsDep
-from app.errors import ERROR_RESPONSES, NotReadyError, error_body
+from app.errors import ERROR_RESPONSES, MARK_NOT_FOUND, NotReadyError, error_body
 from app.forms import options_form
 from app.marks import get_store
-from app.middleware import START_SCOPE_KEY
 from app.schemas import (
     DefaultsInfo,
     HealthResponse,
@@ -101,6 +101,7 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     **ERROR_RESPONSES,
+    **MARK_NOT_FOUND,
 }
 SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -198,11 +199,6 @@ def _segment_job(
 # helpers on the event loop
 
 
-def _remaining_budget(request: Request, settings: Settings) -> float:
-    start = request.scope.get(START_SCOPE_KEY, time.perf_counter())
-    return settings.request_timeout_s - (time.perf_counter() - start)
-
-
 def _require_content(upload: UploadFile) -> None:
     """Refuse an empty image before it takes a queue slot."""
     if upload.size == 0:
@@ -238,11 +234,19 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
 
 
 async def _respond(
-    ctx: RequestContext, image: UploadFile, work: Callable[[], _Output], suffix: str
+    ctx: RequestContext,
+    image: UploadFile,
+    work: Callable[[], _Output],
+    suffix: str,
+    *,
+    inpainter: str | None,
+    fmt: str | None,
 ) -> Response:
-    """Run ``work`` as a job within the request's time budget and answer with its image."""
+    """Admit the request by its cost, run ``work`` as a job within the request's time budget and
+    answer with its image. ``inpainter``/``fmt``: see ``app.admission.admit``."""
     _require_content(image)
-    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings))
+    cost = await admit(ctx.service, ctx.settings, image.file, inpainter=inpainter, fmt=fmt)
+    out, queued = await ctx.jobs.run(work, timeout=ctx.remaining_budget(), cost=cost)
     ctx.metrics.observe_stages({"queue": queued, **out.timings})
     if out.inpainter:
         ctx.metrics.coverage.observe(out.coverage)
@@ -292,7 +296,7 @@ async def remove(
             raise InvalidParameterError("give either a mask or a mark profile, not both")
         profile = get_store(ctx.request).load(opts.mark)  # 404 before the upload is decoded
     work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt, profile)  # noqa: E731
-    return await _respond(ctx, image, work, io.file_suffix(fmt))
+    return await _respond(ctx, image, work, io.file_suffix(fmt), inpainter=opts.inpainter or "", fmt=fmt)
 
 
 @v1.post(
@@ -305,9 +309,8 @@ async def segment(
 ) -> Response:
     """Return the refined mask the remover would use: 8-bit PNG, 255 = watermark, same size."""
     ctx.service.check(opts)
-    return await _respond(
-        ctx, image, lambda: _segment_job(ctx.service, ctx.settings, image, opts), "-mask.png"
-    )
+    work = lambda: _segment_job(ctx.service, ctx.settings, image, opts)  # noqa: E731
+    return await _respond(ctx, image, work, "-mask.png", inpainter=None, fmt=None)
 
 
 @v1.get(
@@ -346,8 +349,10 @@ async def info(request: Request, service: ServiceDep, settings: SettingsDep) -> 
     )
 
 
-@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
+# GET is registered before HEAD: a 405 (OPTIONS...) names the first route matching the path in
+# its Allow header, which must be the documented method (HEAD is implied by GET, RFC 9110).
 @ops.head("/healthz", response_model=HealthResponse, include_in_schema=False)
+@ops.get("/healthz", response_model=HealthResponse, summary="Liveness: the process is up")
 async def healthz() -> HealthResponse:
     """Answers as long as the event loop runs, whatever the models' state."""
     return HealthResponse(status="ok")
@@ -371,7 +376,10 @@ async def readyz(request: Request) -> HealthResponse | JSONResponse:
 @ops.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}},
+        401: ERROR_RESPONSES[401],
+    },
     summary="Prometheus metrics",
 )
 async def prometheus_metrics(metrics: MetricsDep, jobs: JobsDep) -> Response:

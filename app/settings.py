@@ -70,6 +70,26 @@ class Settings(BaseSettings, ModelSettings):
     request_timeout_s: float = Field(
         120.0, gt=0.0, description="Time budget per request (upload, queue and work); 504 when exceeded."
     )
+    max_request_work: float = Field(
+        400.0,
+        gt=0.0,
+        description="Largest estimated work of one request, in megapixel-passes (see app/admission.py); "
+        "413 above. The default admits a max_pixels photo with the opencv restoration.",
+    )
+    max_work: float = Field(
+        1200.0,
+        gt=0.0,
+        description="Largest estimated work of all admitted requests together (megapixel-passes); "
+        "beyond it requests get 503 + Retry-After even when job slots are free.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0.0, description="Time a client has to send the request line and headers; then closed."
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="Time a client has, from its request's arrival, to send the whole body; 408 after.",
+    )
 
     # --- mark profiles (POST /v1/marks) ---------------------------------------------------
     data_dir: Path = Field(
@@ -104,6 +124,12 @@ class Settings(BaseSettings, ModelSettings):
         default_factory=list,
         description="Accepted API keys (comma-separated). When set, /v1/* needs 'Authorization: Bearer <key>'.",
     )
+    protect_metrics: bool = Field(
+        False, description="With API keys set, /metrics needs a key too (for scrapers that can send one)."
+    )
+    protect_docs: bool = Field(
+        False, description="With API keys set, /docs and /openapi.json need a key too."
+    )
     default_format: OutputFormat = Field("png", description="Output format when a request names none.")
     quality: int = Field(95, ge=1, le=100, description="JPEG/WebP output quality.")
     log_level: LogLevel = Field("info", description="Logging level of the service.")
@@ -137,6 +163,15 @@ class Settings(BaseSettings, ModelSettings):
         if value and "*" in info.data.get("cors_origins", []):
             raise ValueError("the '*' CORS origin cannot be combined with credentials: list the origins")
         return value
+
+    def protected_paths(self) -> tuple[str, ...]:
+        """Path prefixes that need an API key (when keys are configured)."""
+        paths = ["/v1"]
+        if self.protect_metrics:
+            paths.append("/metrics")
+        if self.protect_docs:
+            paths += ["/docs", "/openapi.json"]
+        return tuple(paths)
 
     def key_bytes(self) -> list[bytes]:
         """API keys as bytes, for constant-time comparison."""

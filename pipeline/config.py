@@ -17,6 +17,9 @@ from pipeline.options import Dilate, Presence, Threshold
 # The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
 SHIPPED_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
 
+MAX_MASK_COVERAGE = 0.9
+"""Largest fraction of the image a caller's mask may cover: beyond it there is nothing left to restore from."""
+
 
 class ModelSettings(BaseModel):
     """Which models to load, where, and the mask defaults requests may override."""
@@ -54,3 +57,10 @@ class ModelSettings(BaseModel):
         "gets no mask and comes back untouched (segmenters without that head always mask).",
     )
     min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")
+    max_mask_coverage: float = Field(
+        MAX_MASK_COVERAGE,
+        gt=0.0,
+        le=1.0,
+        description="Largest fraction of the image a caller's mask may cover (400 above): with almost "
+        "nothing left around it, no method can restore the photo.",
+    )

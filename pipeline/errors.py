@@ -14,11 +14,13 @@ __all__ = [
     "InvalidMaskError",
     "InvalidParameterError",
     "InvalidProfileError",
+    "JobCancelledError",
     "MarklessError",
     "ModelNotAvailableError",
     "NoSharedMarkError",
     "NotEnoughPhotosError",
     "UnsupportedImageError",
+    "quote",
 ]
 
 
@@ -62,3 +64,18 @@ class InvalidProfileError(MarklessError):
     """A mark profile (JSON + PNG, or an RGBA mark image) is malformed or unreadable."""
 
     code = "invalid_profile"
+
+
+class JobCancelledError(MarklessError):
+    """The job was stopped at a stage boundary: its client left or its time ran out."""
+
+    code = "cancelled"
+
+
+def quote(value: object, limit: int = 40) -> str:
+    """``repr`` of a caller's value for an error message, cut to ``limit`` characters.
+
+    Messages name the offending value to be useful, but must never echo a long input back.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -99,4 +99,4 @@ def build_remover(
         dilate=cfg.dilate,
         presence_threshold=cfg.presence_threshold,
     )
-    return Remover(seg, refiner, inpainters, default_inpainter=default)
+    return Remover(seg, refiner, inpainters, default_inpainter=default, max_coverage=cfg.max_mask_coverage)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +36,19 @@ from pipeline.errors import (
     InvalidParameterError,
     MarklessError,
     UnsupportedImageError,
+    quote,
 )
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FORMAT_NAMES",
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
     "SUPPORTED_SUFFIXES",
     "DecodedImage",
+    "ImageInfo",
     "OutputFormat",
+    "check_output_size",
     "decode",
     "decode_mask",
     "encode",
@@ -51,6 +56,7 @@ __all__ = [
     "file_suffix",
     "media_type",
     "normalize_format",
+    "probe",
     "read_image_file",
 ]
 
@@ -75,6 +81,8 @@ PNG_COMPRESS_LEVEL: Final = 3
 request is worth more than 12% of size."""
 
 _FORMAT_ALIASES: Final = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+FORMAT_NAMES: Final = tuple(_FORMAT_ALIASES)
+"""Names ``normalize_format`` accepts (in any case): the output formats and the ``jpg`` alias."""
 _MEDIA_TYPES: Final = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _SUFFIXES: Final = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 _PIL_SAVE_NAMES: Final = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -241,6 +249,33 @@ def _load_stream(
     name: str,
 ) -> _Loaded:
     what = f"{name}: " if name else ""
+    im, fmt = _open(fp, max_pixels, error, expected, what)
+    try:
+        if fmt in _ANIMATED_FORMATS and getattr(im, "is_animated", False):
+            raise error(f"{what}animated {fmt} images are not supported: expected a still image")
+        im.load()
+        base, alpha = _reduce_to_8bit(im, fmt, error, what)
+    except MarklessError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(f"{what}image is too large to decode") from e
+    except MemoryError as e:
+        raise ImageTooLargeError(f"{what}not enough memory to decode the image") from e
+    except Exception as e:
+        log.debug("decoder error: %s", _describe(e))
+        raise error(f"{what}cannot decode the {fmt} image: it is truncated or corrupt") from e
+    orientation, exif = _read_exif(im)
+    return _Loaded(base, alpha, fmt, orientation, exif, _rgb_icc_profile(im))
+
+
+def _open(
+    fp: IO[bytes],
+    max_pixels: int,
+    error: type[MarklessError],
+    expected: tuple[int, int] | None,
+    what: str,
+) -> tuple[Image.Image, str]:
+    """Read and check the header: format, size against the limits, stream long enough for it."""
     head = fp.read(1024)
     fp.seek(0)
     if not head:
@@ -251,7 +286,7 @@ def _load_stream(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Pillow's own guard (or its warning, when warnings are errors) fires in open() for
         # sizes far beyond any sane limit; report it like ours.
-        raise ImageTooLargeError(f"{what}image is too large: {e}") from e
+        raise ImageTooLargeError(f"{what}image is too large: over the limit of {max_pixels:,} pixels") from e
     except UnidentifiedImageError as e:
         known = _sniff_unsupported(head)
         if known is not None:
@@ -262,7 +297,8 @@ def _load_stream(
     except Exception as e:
         # Malformed headers surface as many exception types (SyntaxError, struct.error,
         # ValueError, IndexError...); all of them mean bad input here.
-        raise error(f"{what}corrupt image header: {_describe(e)}") from e
+        log.debug("header error: %s", _describe(e))
+        raise error(f"{what}corrupt image header: not a valid {_ACCEPTED_TEXT} image") from e
 
     width, height = im.size
     if width <= 0 or height <= 0:
@@ -278,21 +314,129 @@ def _load_stream(
     fmt = str(im.format)
     if fmt == "MPO":
         fmt = "JPEG"  # a JPEG with extra previews (phones, 3D cameras); we use the main picture
-    try:
-        if fmt in _ANIMATED_FORMATS and getattr(im, "is_animated", False):
-            raise error(f"{what}animated {fmt} images are not supported: expected a still image")
-        im.load()
-        base, alpha = _reduce_to_8bit(im, fmt, error, what)
-    except MarklessError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{what}image is too large: {e}") from e
-    except MemoryError as e:
-        raise ImageTooLargeError(f"{what}not enough memory to decode the image") from e
-    except Exception as e:
-        raise error(f"{what}cannot decode {fmt} image (truncated or corrupt): {_describe(e)}") from e
-    orientation, exif = _read_exif(im)
-    return _Loaded(base, alpha, fmt, orientation, exif, _rgb_icc_profile(im))
+    if fmt == "JPEG":
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(0)
+        if _jpeg_too_short(data):
+            # libjpeg pads missing scan data with grey instead of failing, so a few hundred bytes
+            # claiming a huge size would cost a full decode (and a full pipeline run).
+            raise error(f"{what}truncated JPEG: far too little image data for {width}x{height} pixels")
+    return im, fmt
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image's header says, before any pixel is decoded."""
+
+    width: int
+    height: int
+    format: str
+
+    @property
+    def pixels(self) -> int:
+        """Width x height."""
+        return self.width * self.height
+
+
+def probe(data: Source | IO[bytes], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Check an image's header (format, size limit, truncation) without decoding its pixels.
+
+    Raises what ``decode`` would raise for the header; cheap enough to run before admitting work.
+    """
+    if isinstance(data, str | Path):
+        with Path(data).open("rb") as fp:
+            im, fmt = _open(fp, max_pixels, UnsupportedImageError, None, "")
+    elif isinstance(data, bytes | bytearray | memoryview):
+        im, fmt = _open(io.BytesIO(data), max_pixels, UnsupportedImageError, None, "")
+    else:
+        fp = data
+        try:
+            im, fmt = _open(fp, max_pixels, UnsupportedImageError, None, "")
+        finally:
+            fp.seek(0)
+    return ImageInfo(im.size[0], im.size[1], fmt)
+
+
+# JPEG markers: start of frame (Huffman, arithmetic), start of scan, end of image.
+_SOF_HUFFMAN: Final = frozenset({0xC0, 0xC1, 0xC2, 0xC3})
+_SOF_PROGRESSIVE: Final = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_SOF_ALL: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_too_short(data: bytes) -> bool:
+    """True when the scans hold fewer bits than the frame's blocks need at the very least.
+
+    Each 8x8 block takes at least one Huffman code in a progressive DC scan and two (DC and
+    end-of-block) in a sequential scan, whatever the content. Arithmetic-coded files have no
+    such floor and are left to the decoder.
+    """
+    sof, frame, scan_bytes = _jpeg_structure(data)
+    if sof not in _SOF_HUFFMAN or frame is None:
+        return False
+    height, width, components = frame
+    if not components:
+        return False
+    h_max = max(h for h, _ in components)
+    v_max = max(v for _, v in components)
+    blocks = sum(
+        math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8)
+        for h, v in components
+    )
+    bits_per_block = 1 if sof in _SOF_PROGRESSIVE else 2
+    return scan_bytes * 8 < blocks * bits_per_block
+
+
+def _jpeg_structure(data: bytes) -> tuple[int | None, tuple[int, int, list[tuple[int, int]]] | None, int]:
+    """(SOF marker, (height, width, [(h, v) sampling per component]), bytes of scan data)."""
+    sof: int | None = None
+    frame: tuple[int, int, list[tuple[int, int]]] | None = None
+    scan_bytes = 0
+    n = len(data)
+    i = 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            break  # not at a marker: corrupt, the decoder will say so
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0xD9:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i + 4 : i + 2 + length]
+        i += 2 + length
+        if marker in _SOF_ALL and sof is None and len(segment) >= 6:
+            sof = marker
+            count = segment[5]
+            sampling = [(b >> 4, b & 15) for b in segment[7 : 6 + 3 * count : 3]]
+            if all(h and v for h, v in sampling):
+                frame = (int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big"), sampling)
+        elif marker == 0xDA:
+            end = _scan_end(data, i)
+            scan_bytes += end - i
+            i = end
+    return sof, frame, scan_bytes
+
+
+def _scan_end(data: bytes, start: int) -> int:
+    """Offset of the first marker after entropy-coded data (stuffed 0xFF00 and RSTn belong to it)."""
+    j = start
+    n = len(data)
+    while True:
+        j = data.find(b"\xff", j)
+        if j < 0 or j + 1 >= n:
+            return n
+        following = data[j + 1]
+        if following == 0 or 0xD0 <= following <= 0xD7:
+            j += 2
+        elif following == 0xFF:
+            j += 1
+        else:
+            return j
 
 
 def _describe(e: BaseException) -> str:
@@ -418,7 +562,7 @@ def normalize_format(fmt: str) -> str:
     key = fmt.strip().lower().lstrip(".") if isinstance(fmt, str) else None
     if key not in _FORMAT_ALIASES:
         raise InvalidParameterError(
-            f"unknown output format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}"
+            f"unknown output format {quote(fmt)}: expected one of {', '.join(OUTPUT_FORMATS)}"
         )
     return _FORMAT_ALIASES[key]
 
@@ -431,6 +575,20 @@ def media_type(fmt: str) -> str:
 def file_suffix(fmt: str) -> str:
     """File suffix for an output format, e.g. ".jpg" for "jpeg"."""
     return _SUFFIXES[normalize_format(fmt)]
+
+
+def check_output_size(fmt: str, width: int, height: int) -> None:
+    """Refuse a size the output format cannot store (WebP: 16383 px a side, JPEG: 65535).
+
+    The side limit does not depend on EXIF rotation, so a header's size can be checked before
+    any work is done.
+    """
+    name = normalize_format(fmt)
+    if max(height, width) > _MAX_SIDE[name]:
+        raise InvalidParameterError(
+            f"{name.upper()} cannot store a {width}x{height} image "
+            f"(largest side {_MAX_SIDE[name]} px): choose another format"
+        )
 
 
 def encode(
@@ -453,11 +611,7 @@ def encode(
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InvalidParameterError(f"quality must be an integer from 1 to 100, got {quality!r}")
     height, width = rgb.shape[:2]
-    if max(height, width) > _MAX_SIDE[name]:
-        raise InvalidParameterError(
-            f"{name.upper()} cannot store a {width}x{height} image "
-            f"(largest side {_MAX_SIDE[name]} px): choose another format"
-        )
+    check_output_size(name, width, height)
     im = Image.fromarray(np.ascontiguousarray(rgb))
     if alpha is not None and name != "jpeg":
         _check_alpha(alpha, (height, width))

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import InvalidParameterError
+from pipeline.errors import InvalidParameterError, quote
 
 MAX_DILATE_PX = 256
 MAX_SEED = 2**63 - 1
@@ -36,7 +36,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "value"
-        parts.append(f"{name}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error.get('input')!r}")
+        parts.append(f"{name}: {error['msg'][0].lower()}{error['msg'][1:]}, got {quote(error.get('input'))}")
     return "; ".join(parts)
 
 
@@ -108,8 +108,7 @@ class RemoveOptions(SegmentOptions):
     strength: Strength | None = Field(None, description="Diffusion denoising strength in (0, 1].")
     mark: str | None = Field(
         None,
-        min_length=1,
-        max_length=4096,
+        max_length=4096,  # no min_length: "" is the default, as for every blank form field
         description="Remove exactly this learned mark instead of segmenting: the id from POST /v1/marks "
         "(API), or a saved profile (.json) or an RGBA mark image (CLI). A photo where it is not found "
         "comes back untouched.",

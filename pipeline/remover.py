@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.cancel import checkpoint
+from pipeline.config import MAX_MASK_COVERAGE
 from pipeline.errors import InvalidMaskError, InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest
 from pipeline.inpaint.unblend import UnblendInpainter
@@ -44,9 +46,14 @@ class Remover:
         refiner: MaskRefiner,
         inpainters: Mapping[str, Inpainter],
         default_inpainter: str,
+        *,
+        max_coverage: float = MAX_MASK_COVERAGE,
     ) -> None:
         if default_inpainter not in inpainters:
             raise ValueError(f"default inpainter {default_inpainter!r} not among {sorted(inpainters)}")
+        if not 0.0 < max_coverage <= 1.0:
+            raise ValueError(f"max_coverage must be in (0, 1], got {max_coverage}")
+        self.max_coverage = max_coverage
         self.segmenter = segmenter
         self.refiner = refiner
         self.inpainters = dict(inpainters)
@@ -86,8 +93,10 @@ class Remover:
             raise InvalidParameterError(NO_SEGMENTER)
         timings = {} if timings is None else timings
         refiner = self.refiner.with_options(options)
+        checkpoint()
         with _timed(timings, "segment"):
             out = self.segmenter.predict(image)
+        checkpoint()
         with _timed(timings, "refine"):
             mask = refiner.refine(out.prob, out.presence)
         return mask, out
@@ -105,7 +114,8 @@ class Remover:
 
         ``values`` (``seed=``, ``inpainter=``...) are a shorthand for ``RemoveOptions``.
         ``segmentation``: this image's segmenter output when the caller already has it (evaluation
-        restores one prediction with several modes), so decomposition maps are not predicted twice.
+        restores one prediction with several modes), so decomposition maps are not predicted twice;
+        its mask is then a prediction, exempt from the coverage limit on callers' masks.
         """
         options = RemoveOptions.coerce(options, values).seeded()  # the result reports its seed
         self.check(options)
@@ -137,6 +147,9 @@ class Remover:
                 found=False,
                 presence=presence,
             )
+        if user_mask is not None and segmentation is None:  # a caller's mask, not a prediction
+            self._check_coverage(mask)
+        checkpoint()
         request = InpaintRequest(
             image=image,
             mask=mask,
@@ -147,14 +160,17 @@ class Remover:
         )
         with _timed(timings, "inpaint"):
             filled = stage.inpaint(request)
+        checkpoint()
         with _timed(timings, "composite"):
             result = np.where(mask[..., None], filled, image).astype(np.uint8)
+        checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
         return Result(
             image=result, mask=mask, timings=timings, inpainter=name, seed=options.seed, presence=presence
         )
 
     def learn_mark(self, images: Sequence[np.ndarray]) -> MarkProfile:
         """The mark several photos share (``RemovalService``); CPU work, no model involved."""
+        checkpoint()
         return learn_profile(images)
 
     def remove_mark(
@@ -170,8 +186,10 @@ class Remover:
         if isinstance(stage, UnblendInpainter):  # the profile's α/W replace the segmenter's
             stage = stage.fallback
         timings: dict[str, float] = {}
+        checkpoint()
         with _timed(timings, "inpaint"):
             restored, mask, report = remove_with_profile(image, profile, stage, options=options)
+        checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
         return Result(
             image=restored,
             mask=mask,
@@ -180,6 +198,20 @@ class Remover:
             seed=options.seed,
             found=report.found,
             mark=report.to_json(),
+        )
+
+    def _check_coverage(self, mask: np.ndarray) -> None:
+        """Refuse a caller's mask that leaves too little of the photo to restore the rest from.
+
+        Inpainting rebuilds masked pixels from their surroundings; with (almost) nothing around
+        them, every method returns noise or the input unchanged, which would look like success.
+        """
+        coverage = float(mask.mean())
+        if coverage <= self.max_coverage:
+            return
+        raise InvalidMaskError(
+            f"the mask covers {coverage:.0%} of the image, more than the limit of {self.max_coverage:.0%}: "
+            "there is too little of the photo left to restore it from"
         )
 
     def _user_mask(self, mask: np.ndarray, shape: tuple[int, int], options: SegmentOptions) -> np.ndarray:

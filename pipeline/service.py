@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from pipeline.errors import InvalidParameterError
+from pipeline.errors import InvalidParameterError, quote
 from pipeline.options import RemoveOptions, SegmentOptions
 from pipeline.segment import SegmentOutput
 
@@ -73,7 +73,7 @@ class ServiceInfo:
         if isinstance(options, RemoveOptions):
             if options.inpainter is not None and options.inpainter not in self.inpainters:
                 raise InvalidParameterError(
-                    f"inpainter {options.inpainter!r} is not loaded; "
+                    f"inpainter {quote(options.inpainter)} is not loaded; "
                     f"choose one of: {', '.join(sorted(self.inpainters))}"
                 )
         elif self.segmenter is None:

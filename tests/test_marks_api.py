@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.admission import LEARN_PASSES
 from app.cli import main as cli_main
 from app.main import create_app
 from app.settings import Settings
@@ -133,6 +134,24 @@ def test_limits_are_4xx(make_client, group) -> None:
     assert big.status_code == 413 and big.json()["error"]["code"] == "image_too_large"
 
 
+def test_learning_is_admitted_by_its_work(make_client, group) -> None:
+    """Learning costs LEARN_PASSES per pixel of its photos: over the per-request work a 413 before
+    any queue slot, and a header that is not an image a 415 before any decode."""
+    _, marked = group
+    pixels = 4 * SIZE[0] * SIZE[1]
+    client = make_client(max_request_work=0.5 * pixels * LEARN_PASSES / 1e6)
+    res = client.post("/v1/marks", files=_files(marked[:4]))
+    assert res.status_code == 413 and res.json()["error"]["code"] == "too_much_work"
+    bad = [*_files(marked[:3]), ("images", ("x.png", b"not an image", "image/png"))]
+    res = make_client().post("/v1/marks", files=bad)
+    assert res.status_code == 415 and res.json()["error"]["code"] == "unsupported_image"
+
+
+def test_a_path_with_several_routes_allows_all_of_them(make_client) -> None:
+    res = make_client().put("/v1/marks/" + "a" * 22)
+    assert res.status_code == 405 and res.headers["allow"] == "GET, DELETE"
+
+
 def test_mark_and_mask_together_are_refused(make_client, group) -> None:
     _, marked = group
     client = make_client()
@@ -203,3 +222,20 @@ def test_cli_refusals(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert _run(["marks", "learn", str(folder / "m0.png"), "-o", str(tmp_path / "p.json")]) == 2
     err = capsys.readouterr().err
     assert "--same-mark" in err and "not a readable mark profile" in err and "at least 3" in err
+
+
+def test_cli_mark_files_are_protected_inputs(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that would write over the profile it reads is refused before anything is written
+    (``check_writes``), and allowed with ``--overwrite``."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    profile = profiles / "m1.json"  # its image is profiles/m1.png: the output name of in/m1.png
+    assert _run(["marks", "learn", str(folder), "-o", str(profile)]) == 0
+    mark_png = profile.with_suffix(".png").read_bytes()
+    argv = ["remove", str(folder / "m1.png"), "-o", str(profiles), "--mark", str(profile), "-q"]
+    assert _run([*argv, "--inpainter", "opencv"]) == 2
+    assert "refusing to write anything" in capsys.readouterr().err
+    assert profile.with_suffix(".png").read_bytes() == mark_png
+    assert _run([*argv, "--inpainter", "opencv", "--overwrite"]) == 0

@@ -483,6 +483,22 @@ def test_tiff_the_browser_cannot_show_gets_a_preview_from_the_server(
     assert console.unexpected() == []
 
 
+def test_api_docs_render_offline_under_the_content_security_policy(browser: Any, base_url: str) -> None:
+    """/docs loads Swagger UI from this server only and runs under the CSP every response carries."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(TIMEOUT_MS)
+    p = context.new_page()
+    console = _Console(p)
+    hosts: set[str] = set()
+    p.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+    p.goto(base_url + "/docs")
+    sync_api.expect(p.locator(".swagger-ui .info .title")).to_contain_text("markless")
+    sync_api.expect(p.locator(".opblock-summary-path", has_text="/v1/remove")).to_have_count(1)
+    assert hosts == {base_url.split("/")[2]}
+    assert console.unexpected() == []
+    context.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # same mark on several photos
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter
 from pipeline.inpaint.unblend import UnblendInpainter
@@ -253,6 +254,7 @@ def remove_with_profile(
     fallback = build_inpainter(inpainter) if isinstance(inpainter, str) else inpainter
     photo = image.astype(np.float32) / 255.0
     report = locate(photo, profile)
+    checkpoint()  # locating is the search; inverting and inpainting follow
     if not report.found:
         return image.copy(), np.zeros(image.shape[:2], bool), report
     alpha, pre = render(profile, image.shape[:2], report.top, report.left, report.scale)

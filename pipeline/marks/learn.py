@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError, NoSharedMarkError, NotEnoughPhotosError
 from pipeline.marks.apply import carries, null_scores, refine
 from pipeline.marks.estimate import (
@@ -184,10 +185,12 @@ def learn_profile(
         raise InvalidParameterError(f"layout must be auto, fixed or tiled, got {layout!r}")
     photos = _check(images, min_photos)
     anchor, stack = _aligned(photos)
+    checkpoint()  # stage boundaries of a long job: a client that left stops it here
     frame = (int(stack.shape[1]), int(stack.shape[2]))
     edges = edge_map(stack)
     lattice = _lattice(edges) if layout != "fixed" else None
     tiled = lattice is not None
+    checkpoint()
     if layout == "tiled" and not tiled:
         raise NoSharedMarkError("the photos show no repeating mark")
     if tiled:
