@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,12 +13,11 @@ from fastapi.testclient import TestClient
 
 from app.admission import LEARN_PASSES
 from app.cli import main as cli_main
-from app.main import create_app
-from app.settings import Settings
 from pipeline.factory import build_remover
 from pipeline.io import decode
 from pipeline.marks import synth
 from pipeline.remover import Remover
+from tests.conftest import app_clients
 from tests.test_api import encode_image
 
 SIZE = (150, 220)
@@ -46,18 +44,8 @@ def remover() -> Remover:
 
 @pytest.fixture
 def make_client(tmp_path: Path, remover: Remover) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = Settings(**{"inpainter": "opencv", "data_dir": tmp_path / "data", **overrides})
-        client = TestClient(create_app(settings, remover), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_clients(remover, inpainter="opencv", data_dir=tmp_path / "data") as make:
+        yield make
 
 
 def _files(images: list[np.ndarray]) -> list[tuple[str, tuple[str, bytes, str]]]:
