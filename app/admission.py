@@ -6,10 +6,14 @@ resolution. Decode, refine, composite and encode are one pass each; the segmente
 at ``max_side``² pixels; the restoration walks the masked area (at most ``max_coverage`` of the
 image) as many times as its method is expensive. The header is read here, on a helper thread,
 so a truncated, oversized or unwritable request is refused before it takes a queue slot.
+
+Learning a mark (``POST /v1/marks``) walks its photos far more often than a removal does: it is
+estimated from their pixels together, by the same unit and within the same per-request limit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import IO
 
 import anyio
@@ -17,6 +21,7 @@ import anyio
 from app.errors import WorkTooLargeError
 from app.settings import Settings
 from pipeline import io
+from pipeline.errors import ImageTooLargeError
 from pipeline.service import RemovalService
 
 MP = 1_000_000
@@ -31,6 +36,9 @@ EXTRA_SEGMENT_PASSES: dict[str, int] = {"unblend": 1}
 """Whole segmenter passes a restoration adds: ``unblend`` re-checks its result with the segmenter,
 a cost of the image's size, not of the masked area (which is why the bench's per-masked-MP figure
 for it reads 30-60x opencv's)."""
+LEARN_PASSES = 160.0
+"""Passes per pixel of learning a mark: ``learn_profile`` on 4 real photos (0.14 and 0.75 MP each)
+took 158-173 times as long as decoding and encoding them once (measured on 2 busy CPU cores)."""
 
 
 def estimate_work(
@@ -78,9 +86,31 @@ async def admit(
         inpainter=None if inpainter is None else (inpainter or about.default_inpainter),
         max_coverage=settings.max_mask_coverage,
     )
-    if work > settings.max_request_work:
+    return _within_limit(work, settings.max_request_work, "send a smaller image or a cheaper inpainter")
+
+
+async def admit_learning(settings: Settings, images: Sequence[IO[bytes]]) -> float:
+    """Check every photo's header and their pixels together; return the learning's work.
+
+    Raises the pipeline's typed errors for a bad header, ``ImageTooLargeError`` (413) over
+    ``max_mark_pixels`` and ``WorkTooLargeError`` (413) over ``max_learn_work``.
+    """
+    infos = await anyio.to_thread.run_sync(lambda: [_probe(f, settings.max_pixels) for f in images])
+    total = sum(info.pixels for info in infos)
+    if total > settings.max_mark_pixels:
+        raise ImageTooLargeError(
+            f"the photos have {total:,} pixels together, more than {settings.max_mark_pixels:,}: "
+            "send fewer or smaller ones"
+        )
+    work = total * LEARN_PASSES / MP
+    return _within_limit(work, settings.max_learn_work, "send fewer or smaller photos")
+
+
+def _within_limit(work: float, limit: float, hint: str) -> float:
+    """``work`` when one request may need that much; ``WorkTooLargeError`` (413) otherwise."""
+    if work > limit:
         raise WorkTooLargeError(
             f"this request needs about {work:,.0f} megapixel-passes of work, more than the per-request "
-            f"limit of {settings.max_request_work:,.0f}: send a smaller image or a cheaper inpainter"
+            f"limit of {limit:,.0f}: {hint}"
         )
     return work

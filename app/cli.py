@@ -208,11 +208,53 @@ def _run_files(files: list[Path], work, quiet: bool) -> int:  # type: ignore[no-
     return 1 if failures else 0
 
 
+def _read_photos(files: list[Path], settings: Settings) -> list[Any]:
+    """Decoded RGB arrays of ``files`` (a learning set: every one must read)."""
+    from pipeline import io
+
+    return [io.read_image_file(path, max_pixels=settings.max_pixels).rgb for path in files]
+
+
+def _learn(files: list[Path], settings: Settings) -> Any:
+    """The mark ``files`` share, with the photos that do not carry it named on stderr."""
+    from pipeline.marks import learn_profile
+
+    profile = learn_profile(_read_photos(files, settings))
+    for index in profile.missing:
+        print(f"markless: {files[index]} does not carry the shared mark; left untouched", file=sys.stderr)
+    return profile
+
+
+def _mark_files(mark_arg: str | None) -> list[Path]:
+    """The files ``--mark`` reads (a profile's JSON and the PNG ``MarkProfile.save`` puts beside
+    it, or a mark image), protected from being written over like the inputs."""
+    if mark_arg is None:
+        return []
+    path = Path(mark_arg)
+    return [path, path.with_suffix(".png")] if path.suffix.lower() == ".json" else [path]
+
+
+def cmd_marks_learn(args: argparse.Namespace) -> int:
+    import json
+
+    profile = _learn(_image_files(args.inputs), _settings(args))
+    path = profile.save(args.output)
+    print(json.dumps({"profile": str(path), **profile.metadata()}, indent=2))
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     from pipeline import io
     from pipeline.factory import default_uses_decomposition
+    from pipeline.marks import MarkProfile
 
     settings = _settings(args)
+    if args.same_mark and (args.mark or args.mask):
+        raise MarklessError(
+            "--same-mark learns the mark from the inputs: do not combine it with --mark or --mask"
+        )
+    if args.mark and args.mask:
+        raise MarklessError("give either --mask or --mark, not both")
     options = _options(args, RemoveOptions)
     fmt = io.normalize_format(args.format or settings.default_format)
     out_dir = Path(args.output)
@@ -227,8 +269,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
         return Path(args.masks_out) / f"{path.stem}.png"
 
     outputs = [image_out, mask_out] if masks_dir else [image_out]
-    check_writes(files, outputs, also_inputs=masks.files(), overwrite=args.overwrite)
-    needs_segmenter = args.mask is None or default_uses_decomposition(settings)
+    check_writes(
+        files, outputs, also_inputs=[*masks.files(), *_mark_files(args.mark)], overwrite=args.overwrite
+    )
+    profile = (
+        _learn(files, settings) if args.same_mark else MarkProfile.load(args.mark) if args.mark else None
+    )
+    needs_segmenter = profile is None and (args.mask is None or default_uses_decomposition(settings))
     remover = _remover(args, with_segmenter=needs_segmenter)
     out_dir.mkdir(parents=True, exist_ok=True)
     if masks_dir:
@@ -241,7 +288,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if mask_path is not None:
             size = (decoded.width, decoded.height)
             mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
-        result = remover.remove(decoded.rgb, mask, options)
+        if profile is not None:
+            result = remover.remove_mark(decoded.rgb, profile, options)
+        else:
+            result = remover.remove(decoded.rgb, mask, options)
         image_out(path).write_bytes(decoded.encode_result(result.image, fmt, quality=settings.quality))
         if masks_dir:
             mask_out(path).write_bytes(io.encode_mask(result.mask))
@@ -364,10 +414,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, Callable[[str, list[str]], 
         "--mask", metavar="FILE_OR_DIR", help="use these masks instead of segmenting (white = remove)"
     )
     p.add_argument("--format", default=None, type=str.lower, choices=list(_output_formats()))
+    p.add_argument(
+        "--same-mark",
+        action="store_true",
+        help="the inputs (3 or more) share one mark: learn it from them, then remove exactly it from each",
+    )
     _add_write_options(p)
     _add_model_options(p)
-    _add_option_flags(p, RemoveOptions)
+    _add_option_flags(p, RemoveOptions)  # --mark FILE: a saved profile (.json) or an RGBA mark image
     p.set_defaults(func=cmd_remove)
+
+    marks = sub.add_parser("marks", help="mark profiles: learn a watermark once from several photos")
+    marks_sub = marks.add_subparsers(dest="marks_command", required=True)
+    p = marks_sub.add_parser("learn", help="learn the mark that the inputs share; writes PROFILE.json + .png")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="3 or more photos (files or folders)")
+    p.add_argument("-o", "--output", required=True, metavar="PROFILE.json")
+    p.set_defaults(func=cmd_marks_learn)
 
     p = sub.add_parser("segment", help="write watermark masks (8-bit PNG, 255 = watermark)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")

@@ -7,6 +7,7 @@ inject a ready ``RemovalService`` (a ``Remover``) into ``create_app`` or overrid
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 from app.errors import NotReadyError
 from app.jobs import JobQueue
 from app.metrics import Metrics
+from app.middleware import START_SCOPE_KEY
 from app.settings import Settings
 from pipeline.service import RemovalService
 
@@ -60,6 +62,11 @@ class RequestContext:
     settings: Settings
     jobs: JobQueue
     metrics: Metrics
+
+    def remaining_budget(self) -> float:
+        """Seconds left of the request's time budget, counted from when it arrived."""
+        start = self.request.scope.get(START_SCOPE_KEY, time.perf_counter())
+        return self.settings.request_timeout_s - (time.perf_counter() - start)
 
 
 def get_context(

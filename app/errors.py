@@ -9,6 +9,7 @@ logged with the request id and answered with a generic 500.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -22,9 +23,12 @@ from pipeline.errors import (
     ImageTooLargeError,
     InvalidMaskError,
     InvalidParameterError,
+    InvalidProfileError,
     JobCancelledError,
     MarklessError,
     ModelNotAvailableError,
+    NoSharedMarkError,
+    NotEnoughPhotosError,
     UnsupportedImageError,
 )
 
@@ -39,6 +43,9 @@ STATUS_FOR_ERROR: dict[type[MarklessError], int] = {
     ImageTooLargeError: 413,
     UnsupportedImageError: 415,
     ModelNotAvailableError: 503,
+    NotEnoughPhotosError: 400,
+    InvalidProfileError: 400,
+    NoSharedMarkError: 422,
     JobCancelledError: 499,
     MarklessError: 400,
 }
@@ -144,6 +151,20 @@ class UnauthorizedError(ServiceError):
     def __init__(self, message: str, *, invalid_token: bool) -> None:
         challenge = 'Bearer realm="markless"' + (', error="invalid_token"' if invalid_token else "")
         super().__init__(message, headers={"WWW-Authenticate": challenge})
+
+
+class MarkNotFoundError(ServiceError):
+    """No stored mark profile has this id (never learned, deleted, or not an id at all)."""
+
+    status_code = 404
+    code = "mark_not_found"
+
+
+class TooManyMarksError(ServiceError):
+    """The mark store holds ``max_marks`` profiles already: delete one before learning another."""
+
+    status_code = 409
+    code = "too_many_marks"
 
 
 class BodyTooLargeError(StarletteHTTPException):
@@ -280,11 +301,26 @@ def _framework_message(exc: StarletteHTTPException) -> str:
         return "error"
 
 
+def _documented_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for this path.
+
+    Starlette's 405 names only the first route whose path matches, but one path can have several
+    (``GET`` and ``DELETE /v1/marks/{id}``); undocumented ones (``HEAD``) stay out.
+    """
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), request.url.path):
+            return [method.upper() for method in operations]
+    return []
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     code = CODE_FOR_STATUS.get(status, f"http_{status}")
-    return error_response(status, code, _framework_message(exc), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status == 405 and (methods := _documented_methods(request)):
+        headers["Allow"] = ", ".join(methods)
+    return error_response(status, code, _framework_message(exc), headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -330,3 +366,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "A bug: the message is generic, the log has the request id.",
     },
 }
+MARK_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No mark profile with this id (never learned, or deleted)."}
+}
+"""For the routes that name a mark profile (``/v1/marks/{id}``, ``/v1/remove`` with ``mark``)."""

@@ -26,6 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.jobs import JobQueue
+from app.marks import MarkStore
+from app.marks import router as marks_router
 from app.metrics import Metrics
 from app.middleware import (
     ApiKeyMiddleware,
@@ -46,8 +48,14 @@ from pipeline.service import RemovalService
 
 log = logging.getLogger(__name__)
 
-# Multipart hardening: the API takes two files and a handful of small fields.
+# Multipart hardening: the API takes two files (POST /v1/marks: max_mark_images) and a handful
+# of small fields.
 FORM_LIMITS = {"max_files": 4, "max_fields": 32, "max_part_size": 64 * 1024}
+
+
+def form_limits(settings: Settings) -> dict[str, int]:
+    """``FORM_LIMITS`` with room for the photos of one learning request."""
+    return {**FORM_LIMITS, "max_files": max(FORM_LIMITS["max_files"], settings.max_mark_images + 1)}
 
 
 def load_remover(settings: Settings) -> tuple[Remover, float]:
@@ -113,7 +121,7 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
         'Errors are JSON `{"error": {"code", "message"}}`; with API keys configured, '
         "/v1 endpoints need `Authorization: Bearer <key>`.",
         lifespan=lifespan,
-        form_limits=FORM_LIMITS,  # type: ignore[arg-type]
+        form_limits=form_limits(settings),  # type: ignore[arg-type]
         docs_url=None,  # served by app.docs from the package's own Swagger UI files
         redoc_url=None,
     )
@@ -126,6 +134,7 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
     app.state.model_load_seconds = None
     app.state.startup_error = None
     app.state.injected_remover = remover
+    app.state.marks = MarkStore(settings.data_dir / "marks", settings.max_marks)
     if remover is not None:
         install_remover(app, remover)
 
@@ -135,6 +144,7 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
     # scheme in the OpenAPI document so /docs offers an "Authorize" button.
     bearer = HTTPBearer(auto_error=False, description="One of the keys in MARKLESS_API_KEYS.")
     app.include_router(v1, dependencies=[Security(bearer)] if settings.api_keys else [])
+    app.include_router(marks_router, dependencies=[Security(bearer)] if settings.api_keys else [])
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
@@ -151,13 +161,18 @@ def create_app(settings: Settings | None = None, remover: RemovalService | None 
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=list(EXPOSED_HEADERS),
             max_age=600,
         )
     app.add_middleware(SecurityHeadersMiddleware)
-    label_routes = [*ops.routes, *v1.routes, *app.routes]  # concrete routes first (metrics labels)
+    label_routes = [
+        *ops.routes,
+        *v1.routes,
+        *marks_router.routes,
+        *app.routes,
+    ]  # concrete routes first (metrics labels)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, routes=label_routes, state=app.state)
     return app
 

@@ -65,10 +65,11 @@ def tighten(document: Schema, inpainters: tuple[str, ...] | None) -> Schema:
                 continue
             for name, prop in body.get("properties", {}).items():
                 prop = without_null(prop)
-                if _is_file(prop):
+                items = prop.get("items", {})
+                if _is_file(prop) or _is_file(items):
                     # Non-empty (an empty upload is a 415); "binary" too (OpenAPI 3.0's word, which
                     # generators such as schemathesis read as "send file-like bytes").
-                    prop.update(format="binary", minLength=1)
+                    (prop if _is_file(prop) else items).update(format="binary", minLength=1)
                 elif name in accepted:
                     described = {k: prop[k] for k in ("title", "description") if k in prop}
                     prop = {**accepted[name], **described}

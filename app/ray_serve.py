@@ -38,6 +38,7 @@ from app.errors import JobTimeoutError, NotReadyError, QueueFullError
 from app.main import create_app, install_remover, load_remover
 from app.settings import Settings
 from pipeline.errors import MarklessError
+from pipeline.marks import MarkProfile
 from pipeline.options import RemoveOptions, SegmentOptions
 from pipeline.segment import SegmentOutput
 from pipeline.service import Result, ServiceInfo
@@ -82,6 +83,18 @@ class RemoteRemover:
     ) -> Result:
         """``Remover.remove`` on a GPU replica."""
         result: Result = self._call(self.handle.remove.remote(image, mask, options))
+        return result
+
+    def learn_mark(self, images: Sequence[np.ndarray]) -> MarkProfile:
+        """``Remover.learn_mark`` on a replica (CPU work; the profile travels back pickled)."""
+        profile: MarkProfile = self._call(self.handle.learn_mark.remote(list(images)))
+        return profile
+
+    def remove_mark(
+        self, image: np.ndarray, profile: MarkProfile, options: RemoveOptions | None = None
+    ) -> Result:
+        """``Remover.remove_mark`` on a GPU replica (its inpainter restores the mark's core)."""
+        result: Result = self._call(self.handle.remove_mark.remote(image, profile, options))
         return result
 
     def segment(
@@ -156,6 +169,16 @@ class RemoverDeployment:
     ) -> Result:
         """``Remover.remove``."""
         return self.remover.remove(image, mask, options)
+
+    def learn_mark(self, images: list[np.ndarray]) -> MarkProfile:
+        """``Remover.learn_mark``."""
+        return self.remover.learn_mark(images)
+
+    def remove_mark(
+        self, image: np.ndarray, profile: MarkProfile, options: RemoveOptions | None = None
+    ) -> Result:
+        """``Remover.remove_mark``."""
+        return self.remover.remove_mark(image, profile, options)
 
     def segment(
         self, image: np.ndarray, options: SegmentOptions | None = None

@@ -20,9 +20,9 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from app.admission import admit
 from app.deps import ContextDep, JobsDep, MetricsDep, RequestContext, ServiceDep, SettingsDep
-from app.errors import ERROR_RESPONSES, NotReadyError, error_body
+from app.errors import ERROR_RESPONSES, MARK_NOT_FOUND, NotReadyError, error_body
 from app.forms import options_form
-from app.middleware import START_SCOPE_KEY
+from app.marks import get_store
 from app.schemas import (
     DefaultsInfo,
     HealthResponse,
@@ -33,7 +33,8 @@ from app.schemas import (
 )
 from app.settings import Settings
 from pipeline import io
-from pipeline.errors import UnsupportedImageError
+from pipeline.errors import InvalidParameterError, UnsupportedImageError
+from pipeline.marks import MarkProfile
 from pipeline.options import MAX_DILATE_PX, RemoveOptions, SegmentOptions
 from pipeline.service import RemovalService
 
@@ -100,6 +101,7 @@ REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     **ERROR_RESPONSES,
+    **MARK_NOT_FOUND,
 }
 SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -148,6 +150,7 @@ def _remove_job(
     mask: UploadFile | None,
     opts: RemoveOptions,
     fmt: str,
+    profile: MarkProfile | None = None,
 ) -> _Output:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -157,7 +160,10 @@ def _remove_job(
         size = (decoded.width, decoded.height)
         user_mask = io.decode_mask(_read(mask), size, max_pixels=settings.max_pixels)
     timings["decode"] = time.perf_counter() - start
-    result = service.remove(decoded.rgb, user_mask, opts)
+    if profile is not None:
+        result = service.remove_mark(decoded.rgb, profile, opts)
+    else:
+        result = service.remove(decoded.rgb, user_mask, opts)
     timings.update(result.timings)
     start = time.perf_counter()
     body = decoded.encode_result(result.image, fmt, quality=settings.quality)
@@ -191,11 +197,6 @@ def _segment_job(
 
 # ---------------------------------------------------------------------------------------------
 # helpers on the event loop
-
-
-def _remaining_budget(request: Request, settings: Settings) -> float:
-    start = request.scope.get(START_SCOPE_KEY, time.perf_counter())
-    return settings.request_timeout_s - (time.perf_counter() - start)
 
 
 def _require_content(upload: UploadFile) -> None:
@@ -245,7 +246,7 @@ async def _respond(
     answer with its image. ``inpainter``/``fmt``: see ``app.admission.admit``."""
     _require_content(image)
     cost = await admit(ctx.service, ctx.settings, image.file, inpainter=inpainter, fmt=fmt)
-    out, queued = await ctx.jobs.run(work, timeout=_remaining_budget(ctx.request, ctx.settings), cost=cost)
+    out, queued = await ctx.jobs.run(work, timeout=ctx.remaining_budget(), cost=cost)
     ctx.metrics.observe_stages({"queue": queued, **out.timings})
     if out.inpainter:
         ctx.metrics.coverage.observe(out.coverage)
@@ -280,13 +281,21 @@ async def remove(
 ) -> Response:
     """Segment the watermark (or use the given mask), inpaint it and return the clean image.
 
+    With ``mark=<id>`` (from ``POST /v1/marks``) that learned mark is located and inverted
+    instead; a photo where it is not found comes back untouched.
+
     PNG and WebP keep the input's alpha channel; EXIF (orientation reset, thumbnail dropped)
     and RGB ICC profiles are kept in every format.
     """
     fmt = io.normalize_format(output_format or ctx.settings.default_format)
     ctx.service.check(opts)  # before the job takes a queue slot
     user_mask = None if _is_blank_upload(mask) else mask
-    work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt)  # noqa: E731
+    profile = None
+    if opts.mark is not None:
+        if user_mask is not None:
+            raise InvalidParameterError("give either a mask or a mark profile, not both")
+        profile = get_store(ctx.request).load(opts.mark)  # 404 before the upload is decoded
+    work = lambda: _remove_job(ctx.service, ctx.settings, image, user_mask, opts, fmt, profile)  # noqa: E731
     return await _respond(ctx, image, work, io.file_suffix(fmt), inpainter=opts.inpainter or "", fmt=fmt)
 
 

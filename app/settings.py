@@ -7,6 +7,7 @@ is described entirely by its environment and the tests can build an app from pla
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -75,6 +76,13 @@ class Settings(BaseSettings, ModelSettings):
         description="Largest estimated work of one request, in megapixel-passes (see app/admission.py); "
         "413 above. The default admits a max_pixels photo with the opencv restoration.",
     )
+    max_learn_work: float = Field(
+        1200.0,
+        gt=0.0,
+        description="Largest estimated work of one mark-learning request (POST /v1/marks), in "
+        "megapixel-passes: learning costs ~160 per pixel, so the default admits ~7.5 MP of photos in "
+        "total (e.g. 10 photos of 0.75 MP); 413 above. Keep it at or below max_work.",
+    )
     max_work: float = Field(
         1200.0,
         gt=0.0,
@@ -88,6 +96,25 @@ class Settings(BaseSettings, ModelSettings):
         60.0,
         gt=0.0,
         description="Time a client has, from its request's arrival, to send the whole body; 408 after.",
+    )
+
+    # --- mark profiles (POST /v1/marks) ---------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder for state that survives a restart: learned mark profiles live in <data_dir>/marks.",
+    )
+    max_marks: int = Field(
+        200,
+        ge=1,
+        description="Mark profiles kept at most; learning another is refused (409) until one is deleted.",
+    )
+    max_mark_images: int = Field(
+        30, ge=3, le=1000, description="Photos accepted by one POST /v1/marks (at least 3 are needed)."
+    )
+    max_mark_pixels: int = Field(
+        60_000_000,
+        ge=1,
+        description="Total pixels of the photos of one POST /v1/marks (learning holds them all in memory).",
     )
 
     # --- HTTP -----------------------------------------------------------------------------

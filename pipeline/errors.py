@@ -13,9 +13,12 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidMaskError",
     "InvalidParameterError",
+    "InvalidProfileError",
     "JobCancelledError",
     "MarklessError",
     "ModelNotAvailableError",
+    "NoSharedMarkError",
+    "NotEnoughPhotosError",
     "UnsupportedImageError",
     "quote",
 ]
@@ -43,6 +46,24 @@ class InvalidParameterError(MarklessError):
     """An option is out of range or unknown (threshold, dilation, inpainter name, format...)."""
 
     code = "invalid_parameter"
+
+
+class NotEnoughPhotosError(MarklessError):
+    """Learning a mark needs several photos that carry it; fewer were given (or carried it)."""
+
+    code = "not_enough_photos"
+
+
+class NoSharedMarkError(MarklessError):
+    """The photos given to learn a mark have nothing visible in common."""
+
+    code = "no_shared_mark"
+
+
+class InvalidProfileError(MarklessError):
+    """A mark profile (JSON + PNG, or an RGBA mark image) is malformed or unreadable."""
+
+    code = "invalid_profile"
 
 
 class JobCancelledError(MarklessError):

@@ -106,8 +106,15 @@ class RemoveOptions(SegmentOptions):
         description=f"Classifier-free guidance for diffusion, {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g}.",
     )
     strength: Strength | None = Field(None, description="Diffusion denoising strength in (0, 1].")
+    mark: str | None = Field(
+        None,
+        max_length=4096,  # no min_length: "" is the default, as for every blank form field
+        description="Remove exactly this learned mark instead of segmenting: the id from POST /v1/marks "
+        "(API), or a saved profile (.json) or an RGBA mark image (CLI). A photo where it is not found "
+        "comes back untouched.",
+    )
 
-    @field_validator("inpainter", mode="before")
+    @field_validator("inpainter", "mark", mode="before")
     @classmethod
     def _blank_is_default(cls, value: Any) -> Any:
         # A browser form sends an empty select as ""; that means "the default" too.

@@ -7,7 +7,7 @@ re-implements the flow.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,8 @@ from pipeline.cancel import checkpoint
 from pipeline.config import MAX_MASK_COVERAGE
 from pipeline.errors import InvalidMaskError, InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest
+from pipeline.inpaint.unblend import UnblendInpainter
+from pipeline.marks import MarkProfile, learn_profile, remove_with_profile
 from pipeline.masks import MaskRefiner
 from pipeline.masks import dilate as grow_mask
 from pipeline.options import RemoveOptions, SegmentOptions
@@ -165,6 +167,38 @@ class Remover:
         checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
         return Result(
             image=result, mask=mask, timings=timings, inpainter=name, seed=options.seed, presence=presence
+        )
+
+    def learn_mark(self, images: Sequence[np.ndarray]) -> MarkProfile:
+        """The mark several photos share (``RemovalService``); CPU work, no model involved."""
+        checkpoint()
+        return learn_profile(images)
+
+    def remove_mark(
+        self, image: np.ndarray, profile: MarkProfile, options: RemoveOptions | None = None
+    ) -> Result:
+        """Remove ``profile``'s mark (``RemovalService``): located and inverted, its near-opaque
+        core restored by the request's inpainter. ``options.mark`` is the caller's reference to
+        the profile and is not read here; mask options do not apply (the profile is the mask)."""
+        options = (options or RemoveOptions()).seeded()
+        self.check(options)
+        name = options.inpainter or self.default_inpainter
+        stage = self.inpainters[name]
+        if isinstance(stage, UnblendInpainter):  # the profile's α/W replace the segmenter's
+            stage = stage.fallback
+        timings: dict[str, float] = {}
+        checkpoint()
+        with _timed(timings, "inpaint"):
+            restored, mask, report = remove_with_profile(image, profile, stage, options=options)
+        checkpoint()  # the caller's next stage is encoding: not worth doing for nobody
+        return Result(
+            image=restored,
+            mask=mask,
+            timings=timings,
+            inpainter=name,
+            seed=options.seed,
+            found=report.found,
+            mark=report.to_json(),
         )
 
     def _check_coverage(self, mask: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""The service interface the HTTP layer talks to: info, check, remove, segment.
+"""The service interface the HTTP layer talks to: info, check, remove, segment, and mark profiles
+(learn_mark, remove_mark).
 
 ``pipeline.Remover`` implements it in process; ``app.ray_serve.RemoteRemover`` implements it by
 forwarding to GPU replicas. Routes use only this interface, never a remover's parts, so a new
@@ -7,14 +8,18 @@ backend is one class and a new option never touches the routes' plumbing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from pipeline.errors import InvalidParameterError, quote
 from pipeline.options import RemoveOptions, SegmentOptions
 from pipeline.segment import SegmentOutput
+
+if TYPE_CHECKING:
+    from pipeline.marks import MarkProfile
 
 NO_SEGMENTER = "no segmenter is loaded: supply a mask"
 
@@ -33,6 +38,8 @@ class Result:
     empty), and the image comes back untouched."""
     presence: float | None = None
     """The segmenter's P(mark) for the photo, when it has the presence head."""
+    mark: dict[str, object] | None = None
+    """With a mark profile: where it was found on the photo and how clearly (``MarkReport``)."""
 
     @property
     def coverage(self) -> float:
@@ -99,4 +106,14 @@ class RemovalService(Protocol):
         timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, SegmentOutput | None]:
         """The refined bool mask and, in process, the segmenter's maps (``None`` remotely)."""
+        ...
+
+    def learn_mark(self, images: Sequence[np.ndarray]) -> MarkProfile:
+        """The mark that several RGB uint8 photos share (``pipeline.marks.learn_profile``)."""
+        ...
+
+    def remove_mark(
+        self, image: np.ndarray, profile: MarkProfile, options: RemoveOptions | None = None
+    ) -> Result:
+        """Remove exactly ``profile``'s mark; the photo comes back untouched where it is not found."""
         ...

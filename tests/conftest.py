@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from models import build_segmenter
 
@@ -49,3 +53,26 @@ def tiny_inpaint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.dummy_diffusion import make_tiny_inpaint_pipeline
 
     return make_tiny_inpaint_pipeline(tmp_path_factory.mktemp("tiny-inpaint"))
+
+
+@contextmanager
+def app_clients(remover: Any, **base: Any) -> Iterator[Callable[..., TestClient]]:
+    """``make(remover_=None, **overrides)`` builds an app (lifespan running) from ``base`` settings
+    and overrides, over ``remover`` unless another is given; every client is closed on exit."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    clients: list[TestClient] = []
+
+    def make(remover_: Any = None, **overrides: Any) -> TestClient:
+        settings = Settings(**{**base, **overrides})
+        client = TestClient(create_app(settings, remover_ or remover), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)

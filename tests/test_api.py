@@ -34,6 +34,7 @@ from pipeline.errors import ModelNotAvailableError
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
 from pipeline.remover import Remover
+from tests.conftest import app_clients
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -129,19 +130,8 @@ def png(photo: np.ndarray) -> bytes:
 @pytest.fixture
 def make_client(tiny_segmenter_dir: Path, remover: Remover) -> Iterator[Callable[..., TestClient]]:
     """Build an app (with lifespan running) from setting overrides and an optional remover."""
-    clients: list[TestClient] = []
-
-    def make(remover_: Remover | None = None, **overrides: Any) -> TestClient:
-        settings = Settings(segmenter=tiny_segmenter_dir, inpainter="opencv", **overrides)
-        app = create_app(settings, remover_ or remover)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_clients(remover, segmenter=tiny_segmenter_dir, inpainter="opencv") as make:
+        yield make
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from pipeline.errors import InvalidMaskError, JobCancelledError, UnsupportedImag
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import available_inpainters
 from pipeline.remover import Remover
+from tests.conftest import app_clients
 from tests.test_api import GateInpainter, assert_error, big_mask, encode_image, gated_remover, png_claiming
 
 
@@ -52,18 +53,8 @@ def small(photo: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def make_client(tiny_segmenter_dir: Path, remover: Remover) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(remover_: Remover | None = None, **overrides: Any) -> TestClient:
-        settings = Settings(segmenter=tiny_segmenter_dir, inpainter="opencv", **overrides)
-        client = TestClient(create_app(settings, remover_ or remover), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_clients(remover, segmenter=tiny_segmenter_dir, inpainter="opencv") as make:
+        yield make
 
 
 class LiveServer:

@@ -109,9 +109,10 @@ class _Recorder:
 
 
 @pytest.fixture(scope="module")
-def recorder(tiny_segmenter_dir: Path) -> _Recorder:
+def recorder(tiny_segmenter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> _Recorder:
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", device="cpu")
-    return _Recorder(create_app(remover=remover))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    return _Recorder(create_app(settings, remover=remover))
 
 
 @pytest.fixture(scope="module")
@@ -496,3 +497,41 @@ def test_api_docs_render_offline_under_the_content_security_policy(browser: Any,
     assert hosts == {base_url.split("/")[2]}
     assert console.unexpected() == []
     context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# same mark on several photos
+
+
+def test_learn_a_shared_mark_and_remove_it_from_all(page: tuple[Any, _Console]) -> None:
+    from pipeline.marks import synth
+
+    p, console = page
+    mark = synth.make_mark(150, 50, opacity=0.5, accent=(40, 90, 230))
+    clean = [synth.procedural_photo(150, 220, seed=i) for i in range(4)]
+    top, left = synth.corner_position(clean[0].shape, mark.shape, "center", 0)
+    marked = [synth.blend(c, mark, top, left) for c in clean]
+    p.get_by_test_id("mark-upload").set_input_files(
+        [{"name": f"p{i}.png", "mimeType": "image/png", "buffer": _png(m)} for i, m in enumerate(marked)]
+    )
+    p.get_by_test_id("learn").click()
+    sync_api.expect(p.get_by_test_id("mark-image")).to_be_visible()
+    assert p.evaluate("document.getElementById('mark-image').naturalWidth") > 0
+    sync_api.expect(p.locator("#mark-meta")).to_contain_text("anchored center")
+    p.get_by_test_id("remove-all").click()
+    links = p.get_by_test_id("mark-download")
+    sync_api.expect(links).to_have_count(4)
+    sync_api.expect(p.get_by_test_id("download-all")).to_be_visible()
+    for i, (c, m) in enumerate(zip(clean, marked, strict=True)):
+        link = links.nth(i)
+        assert link.get_attribute("download") == f"p{i}-clean.png"
+        restored = np.asarray(
+            Image.open(io.BytesIO(_fetch_bytes(p, str(link.get_attribute("href"))))).convert("RGB")
+        )
+        error_out = float(np.abs(restored.astype(float) - c).mean())
+        error_in = float(np.abs(m.astype(float) - c).mean())
+        assert error_out < 0.5 * error_in
+    with p.expect_download() as download:
+        links.first.click()
+    assert download.value.suggested_filename == "p0-clean.png"
+    assert console.unexpected() == []

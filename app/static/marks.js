@@ -1,0 +1,161 @@
+// Same mark on several photos: pick or drop photos → POST /v1/marks → show the estimated mark →
+// POST /v1/remove with mark=<id> for each → download them one by one or all at once.
+// Independent of app.js except for the API key field it shares.
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  drop: $("mark-drop"),
+  files: $("mark-files"),
+  count: $("mark-count"),
+  learn: $("learn"),
+  status: $("mark-status"),
+  error: $("mark-error"),
+  preview: $("mark-preview"),
+  image: $("mark-image"),
+  meta: $("mark-meta"),
+  removeAll: $("remove-all"),
+  downloadAll: $("download-all"),
+  results: $("mark-results"),
+  apiKey: $("api-key"),
+};
+
+const MIN_PHOTOS = 3;
+let photos = [];
+let markId = null;
+let objectUrls = [];
+
+function authHeaders() {
+  const key = el.apiKey ? el.apiKey.value.trim() : "";
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function showError(message) {
+  el.error.textContent = message;
+  el.error.hidden = !message;
+}
+
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return `the server answered ${response.status} ${response.statusText}`;
+}
+
+function forgetResults() {
+  objectUrls.forEach((url) => URL.revokeObjectURL(url));
+  objectUrls = [];
+  el.results.replaceChildren();
+  el.downloadAll.hidden = true;
+}
+
+function setPhotos(list) {
+  photos = Array.from(list).filter((f) => f.type.startsWith("image/") || f.type === "");
+  markId = null;
+  forgetResults();
+  el.preview.hidden = true;
+  el.removeAll.hidden = true;
+  showError("");
+  el.count.textContent = photos.length ? `${photos.length} photo${photos.length === 1 ? "" : "s"}` : "or drop them here";
+  el.learn.disabled = photos.length < MIN_PHOTOS;
+  el.status.textContent = photos.length && photos.length < MIN_PHOTOS ? `Pick at least ${MIN_PHOTOS} photos.` : "";
+}
+
+async function learn() {
+  const form = new FormData();
+  photos.forEach((file) => form.append("images", file, file.name || "photo"));
+  el.learn.disabled = true;
+  showError("");
+  el.status.textContent = "Learning the shared mark…";
+  try {
+    const response = await fetch("v1/marks", { method: "POST", body: form, headers: authHeaders() });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const profile = await response.json();
+    markId = profile.id;
+    const image = await fetch(profile.image_url.replace(/^\//, ""), { headers: authHeaders() });
+    if (!image.ok) throw new Error(await errorMessage(image));
+    const url = URL.createObjectURL(await image.blob());
+    objectUrls.push(url);
+    el.image.src = url;
+    const [h, w] = profile.size;
+    const missing = profile.missing.map((i) => photos[i].name).join(", ");
+    el.meta.textContent =
+      `${profile.layout === "tiled" ? "Tiled" : "One"} mark, ${w}×${h} px` +
+      (profile.layout === "fixed" ? `, anchored ${profile.anchor}` : "") +
+      (missing ? `. Not on: ${missing} (left untouched).` : ".");
+    el.preview.hidden = false;
+    el.removeAll.hidden = false;
+    el.status.textContent = "This is the mark found on your photos.";
+  } catch (error) {
+    showError(`Could not learn the mark: ${error.message}`);
+    el.status.textContent = "";
+  } finally {
+    el.learn.disabled = photos.length < MIN_PHOTOS;
+  }
+}
+
+function cleanName(name) {
+  const stem = (name || "photo").replace(/\.[^.]*$/, "");
+  return `${stem}-clean.png`;
+}
+
+async function removeAll() {
+  forgetResults();
+  el.removeAll.disabled = true;
+  showError("");
+  let done = 0;
+  for (const file of photos) {
+    el.status.textContent = `Removing the mark… ${done} of ${photos.length}`;
+    const form = new FormData();
+    form.append("image", file, file.name || "photo");
+    form.append("mark", markId);
+    form.append("format", "png");
+    const item = document.createElement("li");
+    try {
+      const response = await fetch("v1/remove", { method: "POST", body: form, headers: authHeaders() });
+      if (!response.ok) throw new Error(await errorMessage(response));
+      const url = URL.createObjectURL(await response.blob());
+      objectUrls.push(url);
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = `${file.name} without the mark`;
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = cleanName(file.name);
+      link.className = "button";
+      link.dataset.testid = "mark-download";
+      const untouched = Number(response.headers.get("X-Mask-Coverage") || "0") === 0;
+      link.textContent = untouched ? "Download (no mark found, unchanged)" : "Download";
+      item.append(img, link);
+    } catch (error) {
+      item.textContent = `${file.name}: ${error.message}`;
+    }
+    el.results.append(item);
+    done += 1;
+  }
+  el.status.textContent = `Done: ${done} photo${done === 1 ? "" : "s"}.`;
+  el.downloadAll.hidden = el.results.querySelectorAll("a[download]").length === 0;
+  el.removeAll.disabled = false;
+}
+
+function downloadAll() {
+  el.results.querySelectorAll("a[download]").forEach((link) => link.click());
+}
+
+el.files.addEventListener("change", () => setPhotos(el.files.files));
+el.learn.addEventListener("click", learn);
+el.removeAll.addEventListener("click", removeAll);
+el.downloadAll.addEventListener("click", downloadAll);
+el.drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  el.drop.classList.add("over");
+});
+el.drop.addEventListener("dragleave", () => el.drop.classList.remove("over"));
+el.drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  event.stopPropagation(); // the single-photo drop zone of app.js must not take these
+  el.drop.classList.remove("over");
+  if (event.dataTransfer) setPhotos(event.dataTransfer.files);
+});
