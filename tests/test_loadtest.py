@@ -4,10 +4,7 @@ error at the transport level, and memory must not grow with the number of reques
 
 from __future__ import annotations
 
-import asyncio
 import io
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,47 +13,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from app.loadtest import _percentile, run_load
 from app.main import create_app
 from app.settings import Settings
 from pipeline.factory import build_remover
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 
 MAX_RSS_GROWTH_MB = 300
-
-
-class _Server:
-    """uvicorn on a socket bound here (no port race), in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        )
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 def rss_mb() -> float:
@@ -80,9 +47,9 @@ def image() -> bytes:
 def serve_app(tiny_segmenter_dir: Path) -> Iterator[Any]:
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
 
-    def start(**overrides: Any) -> _Server:
+    def start(**overrides: Any) -> LiveServer:
         settings = Settings(segmenter=tiny_segmenter_dir, inpainter="opencv", **overrides)
-        return _Server(create_app(settings, remover))
+        return LiveServer(create_app(settings, remover))
 
     yield start
 

@@ -7,11 +7,7 @@ milliseconds. Skipped cleanly where chromium or Playwright is not installed.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -31,6 +27,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from pipeline.factory import build_remover  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -49,35 +46,6 @@ RESOURCE_ERROR = "Failed to load resource"
 
 # ---------------------------------------------------------------------------------------------
 # fixtures: the app on a loopback port, one browser for the module
-
-
-class _Server:
-    """uvicorn on a socket we bound ourselves (no port race), in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 class _Recorder:
@@ -117,7 +85,7 @@ def recorder(tiny_segmenter_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def base_url(recorder: _Recorder) -> Iterator[str]:
-    with _Server(recorder) as url:
+    with LiveServer(recorder) as url:
         yield url
 
 
@@ -443,7 +411,7 @@ def test_api_key_is_asked_for_and_then_sent(
     context = browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(TIMEOUT_MS)
     try:
-        with _Server(app) as url:
+        with LiveServer(app) as url:
             p = context.new_page()
             console = _Console(p)
             p.goto(url + "/")
