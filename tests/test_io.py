@@ -101,10 +101,14 @@ def case_la_png() -> Case:
     return save(im, "PNG"), np.dstack([grey] * 3), a, "PNG", 0
 
 
+def palette_blocks() -> tuple[Image.Image, np.ndarray]:
+    """``blocks_rgb`` as a 4-colour palette image, and that palette as RGB rows."""
+    im = Image.fromarray(blocks_rgb()).quantize(colors=4, method=Image.Quantize.MEDIANCUT)
+    return im, np.array(im.getpalette()[:12], np.uint8).reshape(4, 3)
+
+
 def case_palette_transparency_png() -> Case:
-    rgb = blocks_rgb()
-    im = Image.fromarray(rgb).quantize(colors=4, method=Image.Quantize.MEDIANCUT)
-    palette = np.array(im.getpalette()[:12], np.uint8).reshape(4, 3)
+    im, palette = palette_blocks()
     indices = np.asarray(im)
     red_index = int(np.argmin(np.abs(palette.astype(int) - RED).sum(axis=1)))
     data = save(im, "PNG", transparency=red_index)
@@ -113,9 +117,7 @@ def case_palette_transparency_png() -> Case:
 
 
 def case_palette_png() -> Case:
-    rgb = blocks_rgb()
-    im = Image.fromarray(rgb).quantize(colors=4, method=Image.Quantize.MEDIANCUT)
-    palette = np.array(im.getpalette()[:12], np.uint8).reshape(4, 3)
+    im, palette = palette_blocks()
     return save(im, "PNG"), palette[np.asarray(im)], None, "PNG", 0
 
 
@@ -201,9 +203,7 @@ def case_bmp() -> Case:
 
 
 def case_palette_bmp() -> Case:
-    rgb = blocks_rgb()
-    im = Image.fromarray(rgb).quantize(colors=4, method=Image.Quantize.MEDIANCUT)
-    palette = np.array(im.getpalette()[:12], np.uint8).reshape(4, 3)
+    im, palette = palette_blocks()
     return save(im, "BMP"), palette[np.asarray(im)], None, "BMP", 0
 
 
