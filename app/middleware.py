@@ -191,7 +191,25 @@ class ApiKeyMiddleware:
         return ok and bool(token)
 
 
-class BodyLimitMiddleware:
+class HttpMiddleware:
+    """A pure-ASGI middleware that acts on HTTP requests only: lifespan and websocket scopes pass
+    straight through, so each subclass writes just its ``handle``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request (``scope["type"] == "http"``)."""
+        raise NotImplementedError
+
+
+class BodyLimitMiddleware(HttpMiddleware):
     """Refuses bodies over ``max_bytes`` (at once on ``Content-Length``, else while streaming)
     and bodies that take longer than ``timeout_s`` to arrive (a slow-loris upload).
 
@@ -203,14 +221,11 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float | None = None) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
@@ -265,7 +280,7 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class DisconnectMiddleware:
+class DisconnectMiddleware(HttpMiddleware):
     """Cancels a request's jobs when its client disconnects.
 
     Once the body is in, the only message left for a request is ``http.disconnect``: a task
@@ -274,17 +289,12 @@ class DisconnectMiddleware:
     that same message, so nothing is consumed twice.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = CancelToken()
         watcher: asyncio.Task[Message] | None = None
 
         async def watch() -> Message:
+            """The next message; a disconnect cancels the request's token."""
             message = await receive()
             if message["type"] == "http.disconnect":
                 token.cancel(CLIENT_GONE)
@@ -294,10 +304,8 @@ class DisconnectMiddleware:
             nonlocal watcher
             if watcher is not None:
                 return await asyncio.shield(watcher)
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                token.cancel(CLIENT_GONE)
-            elif not message.get("more_body", False):
+            message = await watch()
+            if message["type"] != "http.disconnect" and not message.get("more_body", False):
                 watcher = asyncio.ensure_future(watch())
             return message
 
@@ -325,16 +333,10 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 policy under which the page and /docs load only this server's own files."""
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Adds ``SECURITY_HEADERS`` to every HTTP response (a route's own value wins)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
