@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,3 +77,11 @@ def app_clients(remover: Any, **base: Any) -> Iterator[Callable[..., TestClient]
     finally:
         for client in clients:
             client.__exit__(None, None, None)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
+    """Poll ``condition`` until it holds; fail the test if it does not within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)

@@ -34,7 +34,7 @@ from pipeline.errors import ModelNotAvailableError
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
 from pipeline.remover import Remover
-from tests.conftest import app_clients
+from tests.conftest import app_clients, wait_for
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -613,30 +613,33 @@ def test_body_too_large_is_an_http_exception_for_fastapis_body_parser() -> None:
 # queue, concurrency and timeouts
 
 
+GatedSetup = tuple[TestClient, GateInpainter, Any, dict[str, Any]]
+
+
+@pytest.fixture
 def gated_client(
-    make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes, **settings: Any
-) -> tuple[TestClient, GateInpainter, Any, dict[str, Any]]:
-    """A client whose default inpainter blocks until released, its job queue and a full-mask request."""
-    gate = GateInpainter()
-    client = make_client(gated_remover(remover, gate), **settings)
-    files = {"image": ("a.png", png), "mask": ("m.png", big_mask(photo))}
-    return client, gate, client.app.state.jobs, files  # type: ignore[attr-defined]
-
-
-def test_queue_full_is_503_with_retry_after(
     make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes
-) -> None:
-    client, gate, jobs, files = gated_client(
-        make_client, remover, photo, png, max_concurrent_jobs=1, max_queue=1
-    )
+) -> Callable[..., GatedSetup]:
+    """Factory of a client (given settings) whose default inpainter blocks until released, with its
+    gate, its job queue and a full-mask request."""
+
+    def make(**settings: Any) -> GatedSetup:
+        gate = GateInpainter()
+        client = make_client(gated_remover(remover, gate), **settings)
+        files = {"image": ("a.png", png), "mask": ("m.png", big_mask(photo))}
+        return client, gate, client.app.state.jobs, files  # type: ignore[attr-defined]
+
+    return make
+
+
+def test_queue_full_is_503_with_retry_after(gated_client: Callable[..., GatedSetup]) -> None:
+    client, gate, jobs, files = gated_client(max_concurrent_jobs=1, max_queue=1)
     with ThreadPoolExecutor(2) as pool:
         try:
             first = pool.submit(client.post, "/v1/remove", files=files)
             assert gate.entered.wait(10)
             second = pool.submit(client.post, "/v1/remove", files=files)
-            deadline = time.monotonic() + 10
-            while jobs.depth < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_for(lambda: jobs.depth >= 2, 10)
             assert jobs.depth == 2
             refused = client.post("/v1/remove", files=files)
             assert_error(refused, 503, "queue_full")
@@ -653,12 +656,8 @@ def test_queue_full_is_503_with_retry_after(
     assert gate.calls == 2
 
 
-def test_timeout_is_504_and_frees_the_slot_when_the_job_ends(
-    make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes
-) -> None:
-    client, gate, jobs, files = gated_client(
-        make_client, remover, photo, png, request_timeout_s=0.5, max_queue=2
-    )
+def test_timeout_is_504_and_frees_the_slot_when_the_job_ends(gated_client: Callable[..., GatedSetup]) -> None:
+    client, gate, jobs, files = gated_client(request_timeout_s=0.5, max_queue=2)
     with ThreadPoolExecutor(1) as pool:
         try:
             running = pool.submit(client.post, "/v1/remove", files=files)
@@ -670,9 +669,7 @@ def test_timeout_is_504_and_frees_the_slot_when_the_job_ends(
             assert jobs.depth == 1  # the running job still holds its worker
         finally:
             gate.release.set()
-    deadline = time.monotonic() + 10
-    while jobs.depth and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: not jobs.depth, 10)
     assert jobs.depth == 0
     assert gate.calls == 1
     assert 'markless_jobs_rejected_total{reason="timeout"} 2.0' in client.get("/metrics").text

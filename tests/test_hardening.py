@@ -37,7 +37,7 @@ from pipeline.errors import InvalidMaskError, JobCancelledError, UnsupportedImag
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import available_inpainters
 from pipeline.remover import Remover
-from tests.conftest import app_clients
+from tests.conftest import app_clients, wait_for
 from tests.test_api import GateInpainter, assert_error, big_mask, encode_image, gated_remover, png_claiming
 
 
@@ -130,13 +130,6 @@ def read_response(sock: socket.socket) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------------------------------------
