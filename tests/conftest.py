@@ -85,3 +85,12 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.01)
+
+
+def streamed_upload(boundary: str, chunks: int, chunk_size: int) -> Iterator[bytes]:
+    """A multipart body with one file field ``image`` of zero bytes, yielded piece by piece so the
+    client sends it chunked (no Content-Length): only counting can catch an oversize one."""
+    yield f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.encode()
+    for _ in range(chunks):
+        yield b"\0" * chunk_size
+    yield f"\r\n--{boundary}--\r\n".encode()

@@ -34,7 +34,7 @@ from pipeline.errors import ModelNotAvailableError
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
 from pipeline.remover import Remover
-from tests.conftest import app_clients, wait_for
+from tests.conftest import app_clients, streamed_upload, wait_for
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -557,15 +557,10 @@ def test_body_over_the_limit_is_413(make_client: Callable[..., TestClient]) -> N
 
 def test_streamed_body_over_the_limit_is_413(make_client: Callable[..., TestClient]) -> None:
     client = make_client(max_body_bytes=4096)
-
-    def chunks() -> Iterator[bytes]:
-        yield b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
-        for _ in range(50):
-            yield b"\0" * 1000
-        yield b"\r\n--XyZ--\r\n"
-
     response = client.post(
-        "/v1/remove", content=chunks(), headers={"content-type": "multipart/form-data; boundary=XyZ"}
+        "/v1/remove",
+        content=streamed_upload("XyZ", 50, 1000),
+        headers={"content-type": "multipart/form-data; boundary=XyZ"},
     )
     assert "content-length" not in response.request.headers  # chunked: only counting can catch it
     assert_error(response, 413, "body_too_large")

@@ -19,6 +19,7 @@ from app.loadtest import _percentile, run_load
 from app.main import create_app
 from app.settings import Settings
 from pipeline.factory import build_remover
+from tests.conftest import streamed_upload
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -90,16 +91,9 @@ def test_oversized_upload_is_refused_early_by_the_real_server(serve_app: Any) ->
             f"{url}/v1/remove", files={"image": ("big.png", b"\0" * 30_000_000)}, timeout=60
         )
         declared = time.perf_counter() - start
-
-        def chunks() -> Iterator[bytes]:
-            yield b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
-            for _ in range(300):
-                yield b"\0" * 100_000
-            yield b"\r\n--b--\r\n"
-
         streamed = httpx.post(
             f"{url}/v1/remove",
-            content=chunks(),
+            content=streamed_upload("b", 300, 100_000),
             headers={"content-type": "multipart/form-data; boundary=b"},
             timeout=60,
         )
