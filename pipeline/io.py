@@ -10,10 +10,12 @@ before any pixel is decoded, and turns every failure of the underlying library i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Literal
@@ -241,6 +243,26 @@ def _load(
     raise InvalidParameterError(f"expected bytes or a file path, got {type(data).__name__}")
 
 
+@contextlib.contextmanager
+def _pillow_errors(stage: str, *, too_large: str, no_memory: str, corrupt: MarklessError) -> Iterator[None]:
+    """Turn whatever Pillow raises while reading an image into our typed errors.
+
+    Malformed files surface as many exception types (SyntaxError, struct.error, ValueError,
+    IndexError...): all of them mean bad input, reported as ``corrupt``. Our own errors pass.
+    """
+    try:
+        yield
+    except MarklessError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(too_large) from e
+    except MemoryError as e:
+        raise ImageTooLargeError(no_memory) from e
+    except Exception as e:
+        log.debug("%s error: %s", stage, _describe(e))
+        raise corrupt from e
+
+
 def _load_stream(
     fp: IO[bytes],
     max_pixels: int,
@@ -250,20 +272,16 @@ def _load_stream(
 ) -> _Loaded:
     what = f"{name}: " if name else ""
     im, fmt = _open(fp, max_pixels, error, expected, what)
-    try:
+    with _pillow_errors(
+        "decoder",
+        too_large=f"{what}image is too large to decode",
+        no_memory=f"{what}not enough memory to decode the image",
+        corrupt=error(f"{what}cannot decode the {fmt} image: it is truncated or corrupt"),
+    ):
         if fmt in _ANIMATED_FORMATS and getattr(im, "is_animated", False):
             raise error(f"{what}animated {fmt} images are not supported: expected a still image")
         im.load()
         base, alpha = _reduce_to_8bit(im, fmt, error, what)
-    except MarklessError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{what}image is too large to decode") from e
-    except MemoryError as e:
-        raise ImageTooLargeError(f"{what}not enough memory to decode the image") from e
-    except Exception as e:
-        log.debug("decoder error: %s", _describe(e))
-        raise error(f"{what}cannot decode the {fmt} image: it is truncated or corrupt") from e
     orientation, exif = _read_exif(im)
     return _Loaded(base, alpha, fmt, orientation, exif, _rgb_icc_profile(im))
 
@@ -281,24 +299,21 @@ def _open(
     if not head:
         raise error(f"{what}empty input: expected a {_ACCEPTED_TEXT} image")
 
-    try:
-        im = Image.open(fp, formats=INPUT_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        # Pillow's own guard (or its warning, when warnings are errors) fires in open() for
-        # sizes far beyond any sane limit; report it like ours.
-        raise ImageTooLargeError(f"{what}image is too large: over the limit of {max_pixels:,} pixels") from e
-    except UnidentifiedImageError as e:
-        known = _sniff_unsupported(head)
-        if known is not None:
-            raise error(f"{what}{known} images are not supported: expected {_ACCEPTED_TEXT}") from e
-        raise error(f"{what}not a {_ACCEPTED_TEXT} image (unrecognised or corrupt header)") from e
-    except MemoryError as e:
-        raise ImageTooLargeError(f"{what}not enough memory to open the image") from e
-    except Exception as e:
-        # Malformed headers surface as many exception types (SyntaxError, struct.error,
-        # ValueError, IndexError...); all of them mean bad input here.
-        log.debug("header error: %s", _describe(e))
-        raise error(f"{what}corrupt image header: not a valid {_ACCEPTED_TEXT} image") from e
+    # Pillow's own bomb guard (or its warning, when warnings are errors) fires in open() for
+    # sizes far beyond any sane limit: it is reported like ours.
+    with _pillow_errors(
+        "header",
+        too_large=f"{what}image is too large: over the limit of {max_pixels:,} pixels",
+        no_memory=f"{what}not enough memory to open the image",
+        corrupt=error(f"{what}corrupt image header: not a valid {_ACCEPTED_TEXT} image"),
+    ):
+        try:
+            im = Image.open(fp, formats=INPUT_FORMATS)
+        except UnidentifiedImageError as e:
+            known = _sniff_unsupported(head)
+            if known is not None:
+                raise error(f"{what}{known} images are not supported: expected {_ACCEPTED_TEXT}") from e
+            raise error(f"{what}not a {_ACCEPTED_TEXT} image (unrecognised or corrupt header)") from e
 
     width, height = im.size
     if width <= 0 or height <= 0:
