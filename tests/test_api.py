@@ -15,7 +15,8 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -627,12 +628,23 @@ def gated_client(
     return make
 
 
+@contextmanager
+def blocked_request(
+    pool: ThreadPoolExecutor, client: TestClient, gate: GateInpainter, files: dict[str, Any]
+) -> Iterator[Future[Any]]:
+    """A request submitted on ``pool`` and held inside the gated inpainter until the block ends."""
+    try:
+        job = pool.submit(client.post, "/v1/remove", files=files)
+        assert gate.entered.wait(10)
+        yield job
+    finally:
+        gate.release.set()
+
+
 def test_queue_full_is_503_with_retry_after(gated_client: Callable[..., GatedSetup]) -> None:
     client, gate, jobs, files = gated_client(max_concurrent_jobs=1, max_queue=1)
     with ThreadPoolExecutor(2) as pool:
-        try:
-            first = pool.submit(client.post, "/v1/remove", files=files)
-            assert gate.entered.wait(10)
+        with blocked_request(pool, client, gate, files) as first:
             second = pool.submit(client.post, "/v1/remove", files=files)
             wait_for(lambda: jobs.depth >= 2, 10)
             assert jobs.depth == 2
@@ -642,8 +654,6 @@ def test_queue_full_is_503_with_retry_after(gated_client: Callable[..., GatedSet
             metrics = client.get("/metrics").text
             assert "markless_queue_depth 2.0" in metrics
             assert 'markless_jobs_rejected_total{reason="queue_full"} 1.0' in metrics
-        finally:
-            gate.release.set()
         # Nothing admitted is lost: both queued requests get their answer.
         assert first.result(timeout=30).status_code == 200
         assert second.result(timeout=30).status_code == 200
@@ -653,43 +663,27 @@ def test_queue_full_is_503_with_retry_after(gated_client: Callable[..., GatedSet
 
 def test_timeout_is_504_and_frees_the_slot_when_the_job_ends(gated_client: Callable[..., GatedSetup]) -> None:
     client, gate, jobs, files = gated_client(request_timeout_s=0.5, max_queue=2)
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            running = pool.submit(client.post, "/v1/remove", files=files)
-            assert gate.entered.wait(10)
-            # Queued behind the blocked job: times out while waiting and is never run.
-            waiting = client.post("/v1/remove", files=files)
-            assert_error(waiting, 504, "timeout")
-            assert_error(running.result(timeout=10), 504, "timeout")
-            assert jobs.depth == 1  # the running job still holds its worker
-        finally:
-            gate.release.set()
+    with ThreadPoolExecutor(1) as pool, blocked_request(pool, client, gate, files) as running:
+        # Queued behind the blocked job: times out while waiting and is never run.
+        waiting = client.post("/v1/remove", files=files)
+        assert_error(waiting, 504, "timeout")
+        assert_error(running.result(timeout=10), 504, "timeout")
+        assert jobs.depth == 1  # the running job still holds its worker
     wait_for(lambda: not jobs.depth, 10)
     assert jobs.depth == 0
     assert gate.calls == 1
     assert 'markless_jobs_rejected_total{reason="timeout"} 2.0' in client.get("/metrics").text
 
 
-def test_model_work_runs_off_the_event_loop(
-    make_client: Callable[..., TestClient], remover: Remover, photo: np.ndarray, png: bytes
-) -> None:
+def test_model_work_runs_off_the_event_loop(gated_client: Callable[..., GatedSetup]) -> None:
     """While a job blocks its worker, probes still answer at once."""
-    gate = GateInpainter()
-    client = make_client(gated_remover(remover, gate))
+    client, gate, _, files = gated_client()
     with ThreadPoolExecutor(1) as pool:
-        try:
-            busy = pool.submit(
-                client.post,
-                "/v1/remove",
-                files={"image": ("a.png", png), "mask": ("m.png", big_mask(photo))},
-            )
-            assert gate.entered.wait(10)
+        with blocked_request(pool, client, gate, files) as busy:
             start = time.perf_counter()
             assert client.get("/healthz").status_code == 200
             assert client.get("/metrics").status_code == 200
             assert time.perf_counter() - start < 5
-        finally:
-            gate.release.set()
         assert busy.result(timeout=30).status_code == 200
 
 
