@@ -29,7 +29,7 @@ class MaskRefiner:
     threshold: float
     min_area: int
     dilate: int
-    presence_threshold: float = 0.9
+    presence_threshold: float = 0.0  # no decision; the product's default is in ModelSettings
 
     def __post_init__(self) -> None:
         SegmentOptions.of(  # the ranges live there
