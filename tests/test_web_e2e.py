@@ -428,6 +428,30 @@ def test_api_key_is_asked_for_and_then_sent(
         context.close()
 
 
+def test_a_photo_without_a_mark_is_left_alone_and_the_page_says_so(
+    browser: Any, no_mark_segmenter_dir: Path, photo: np.ndarray, tmp_path: Path
+) -> None:
+    remover = build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv", device="cpu")
+    app = create_app(Settings(data_dir=tmp_path), remover=remover)
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        with LiveServer(app) as url:
+            p = context.new_page()
+            console = _Console(p)
+            p.goto(url + "/")
+            _upload(p, "photo.png", _png(photo), "image/png")
+            _wait_result(p)
+            sync_api.expect(p.locator("#status-text")).to_contain_text("No watermark found")
+            sync_api.expect(p.locator("#status-text")).to_contain_text("Paint over it to remove it by hand")
+            href = p.get_by_test_id("download").get_attribute("href")
+            result = np.asarray(Image.open(io.BytesIO(_fetch_bytes(p, href))).convert("RGB"))
+            np.testing.assert_array_equal(result, photo)  # untouched, byte for byte
+            assert console.unexpected() == []
+    finally:
+        context.close()
+
+
 def test_tiff_the_browser_cannot_show_gets_a_preview_from_the_server(
     page: tuple[Any, _Console], photo: np.ndarray, recorder: _Recorder
 ) -> None:
