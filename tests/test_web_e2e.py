@@ -7,6 +7,7 @@ milliseconds. Skipped cleanly where chromium or Playwright is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from email.parser import BytesParser
@@ -144,6 +145,21 @@ def _wait_result(page: Any) -> None:
     sync_api.expect(page.get_by_test_id("download")).to_be_visible()
     sync_api.expect(page.get_by_test_id("result")).to_be_visible()
     sync_api.expect(page.locator("#remove-again")).to_be_enabled()
+
+
+@contextlib.contextmanager
+def _page_on_own_server(browser: Any, app: Any) -> Iterator[tuple[Any, _Console]]:
+    """A fresh page on a LiveServer of ``app`` (an app configured differently from the module's)."""
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        with LiveServer(app) as url:
+            p = context.new_page()
+            console = _Console(p)
+            p.goto(url + "/")
+            yield p, console
+    finally:
+        context.close()
 
 
 def _fetch_bytes(page: Any, url: str) -> bytes:
@@ -408,24 +424,16 @@ def test_api_key_is_asked_for_and_then_sent(
 ) -> None:
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", device="cpu")
     app = create_app(Settings(api_keys=["s3cret-key"]), remover=remover)
-    context = browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        with LiveServer(app) as url:
-            p = context.new_page()
-            console = _Console(p)
-            p.goto(url + "/")
-            sync_api.expect(p.locator("#advanced")).to_have_attribute("open", "")  # /v1/info said 401
-            _upload(p, "photo.png", _png(photo), "image/png")
-            sync_api.expect(p.get_by_test_id("error")).to_contain_text("API key")
-            p.locator("#api-key").fill("s3cret-key")
-            p.locator("#api-key").press("Enter")
-            _upload(p, "photo.png", _png(photo), "image/png")
-            _wait_result(p)
-            assert p.get_by_test_id("error").is_hidden()
-            assert console.unexpected(allow_http_errors=True) == []
-    finally:
-        context.close()
+    with _page_on_own_server(browser, app) as (p, console):
+        sync_api.expect(p.locator("#advanced")).to_have_attribute("open", "")  # /v1/info said 401
+        _upload(p, "photo.png", _png(photo), "image/png")
+        sync_api.expect(p.get_by_test_id("error")).to_contain_text("API key")
+        p.locator("#api-key").fill("s3cret-key")
+        p.locator("#api-key").press("Enter")
+        _upload(p, "photo.png", _png(photo), "image/png")
+        _wait_result(p)
+        assert p.get_by_test_id("error").is_hidden()
+        assert console.unexpected(allow_http_errors=True) == []
 
 
 def test_a_photo_without_a_mark_is_left_alone_and_the_page_says_so(
@@ -433,23 +441,15 @@ def test_a_photo_without_a_mark_is_left_alone_and_the_page_says_so(
 ) -> None:
     remover = build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv", device="cpu")
     app = create_app(Settings(data_dir=tmp_path), remover=remover)
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        with LiveServer(app) as url:
-            p = context.new_page()
-            console = _Console(p)
-            p.goto(url + "/")
-            _upload(p, "photo.png", _png(photo), "image/png")
-            _wait_result(p)
-            sync_api.expect(p.locator("#status-text")).to_contain_text("No watermark found")
-            sync_api.expect(p.locator("#status-text")).to_contain_text("Paint over it to remove it by hand")
-            href = p.get_by_test_id("download").get_attribute("href")
-            result = np.asarray(Image.open(io.BytesIO(_fetch_bytes(p, href))).convert("RGB"))
-            np.testing.assert_array_equal(result, photo)  # untouched, byte for byte
-            assert console.unexpected() == []
-    finally:
-        context.close()
+    with _page_on_own_server(browser, app) as (p, console):
+        _upload(p, "photo.png", _png(photo), "image/png")
+        _wait_result(p)
+        sync_api.expect(p.locator("#status-text")).to_contain_text("No watermark found")
+        sync_api.expect(p.locator("#status-text")).to_contain_text("Paint over it to remove it by hand")
+        href = p.get_by_test_id("download").get_attribute("href")
+        result = np.asarray(Image.open(io.BytesIO(_fetch_bytes(p, href))).convert("RGB"))
+        np.testing.assert_array_equal(result, photo)  # untouched, byte for byte
+        assert console.unexpected() == []
 
 
 def test_tiff_the_browser_cannot_show_gets_a_preview_from_the_server(
