@@ -192,7 +192,14 @@ def _segment_job(
     body = io.encode_mask(mask)
     timings["encode"] = time.perf_counter() - start
     coverage = float(mask.mean()) if mask.size else 0.0
-    return _Output(body, "image/png", coverage, timings, found=bool(mask.any()), presence=seg.presence)
+    return _Output(
+        body,
+        "image/png",
+        coverage,
+        timings,
+        found=bool(mask.any()),
+        presence=None if seg is None else seg.presence,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
+from pipeline.io import SUPPORTED_SUFFIXES
 
 ASSETS_ENV = "MARKLESS_ASSETS"
 """Environment variable naming the asset cache; the one place it is read is :func:`default_assets_dir`."""
@@ -27,7 +28,6 @@ VAL_FRACTION = {"photos": 0.2, "logos": 0.1, "fonts": 0.2}
 SPLITS = ("train", "val")
 MIN_COUNTS = {"photos": 8, "logos": 100, "fonts": 4}
 """Fewest train entries per kind worth training on (val needs one)."""
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def default_assets_dir() -> Path:
@@ -66,7 +66,7 @@ def photos_in_dirs(dirs: Sequence[str | Path], split: str) -> list[Path]:
         if not root.is_dir():
             raise InvalidParameterError(f"photo folder {root} does not exist")
         for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in PHOTO_SUFFIXES or not path.is_file():
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES or not path.is_file():
                 continue
             rel = path.relative_to(root).as_posix()
             if split_of(f"photo:{rel}", VAL_FRACTION["photos"]) == split:
