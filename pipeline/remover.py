@@ -76,6 +76,12 @@ class Remover:
         """Refuse a request these models cannot serve (``RemovalService``)."""
         self.info().check(options)
 
+    def _stage(self, options: RemoveOptions) -> tuple[str, Inpainter]:
+        """The request's restoration stage, after checking these models can serve the request."""
+        self.check(options)
+        name = options.inpainter or self.default_inpainter
+        return name, self.inpainters[name]
+
     def segment(
         self,
         image: np.ndarray,
@@ -118,9 +124,7 @@ class Remover:
         its mask is then a prediction, exempt from the coverage limit on callers' masks.
         """
         options = RemoveOptions.coerce(options, values).seeded()  # the result reports its seed
-        self.check(options)
-        name = options.inpainter or self.default_inpainter
-        stage = self.inpainters[name]
+        name, stage = self._stage(options)
         timings: dict[str, float] = {}
         aux: SegmentOutput | None = None
         user_mask = mask
@@ -181,9 +185,7 @@ class Remover:
         core restored by the request's inpainter. ``options.mark`` is the caller's reference to
         the profile and is not read here; mask options do not apply (the profile is the mask)."""
         options = (options or RemoveOptions()).seeded()
-        self.check(options)
-        name = options.inpainter or self.default_inpainter
-        stage = self.inpainters[name]
+        name, stage = self._stage(options)
         if isinstance(stage, UnblendInpainter):  # the profile's α/W replace the segmenter's
             stage = stage.fallback
         timings: dict[str, float] = {}
