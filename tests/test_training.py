@@ -228,3 +228,9 @@ def test_eval_reports_no_mark_operating_points(tmp_path: Path, no_mark_segmenter
     points = {p["presence_threshold"]: p for p in harm["operating_points"]}
     assert sorted(points) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     assert all(p["false_alarm_rate"] == 0.0 for p in points.values())  # presence ~0.007 everywhere
+    sweep = evaluate(remover, None, modes=["opencv"], clean_dirs=[clean])["mask_operating_points"]
+    assert [p["threshold"] for p in sweep] == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert all(p["false_alarm_rate"] == 0.0 for p in sweep)  # gated at every mask threshold
+    ungated = build_remover(segmenter=no_mark_segmenter_dir, inpainter="opencv", presence_threshold=0.0)
+    sweep = evaluate(ungated, None, modes=["opencv"], clean_dirs=[clean])["mask_operating_points"]
+    assert all(p["false_alarm_rate"] == 1.0 for p in sweep)  # every pixel scores "mark" without the gate

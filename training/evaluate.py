@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from skimage.metrics import structural_similarity
 
 from pipeline import io
 from pipeline.errors import InvalidParameterError
+from pipeline.masks import MaskRefiner
 from pipeline.masks import dilate as grow_mask
 from pipeline.remover import Remover
 from training.metrics import mask_metrics
@@ -37,6 +38,8 @@ FALSE_ALARM_COVERAGE = 0.001
 """A clean photo counts as a false alarm when its mask covers more than this share of its pixels."""
 WORSE_DB = 0.5
 """A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
+MASK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+"""Mask thresholds swept for ``mask_operating_points`` (the product's mask, gated and dilated)."""
 
 
 def restoration_masks(
@@ -134,6 +137,42 @@ class _HarmStats:
         }
 
 
+@dataclass
+class _ThresholdSweep:
+    """The product's mask (presence gate, specks, dilation) at each mask threshold: pixel quality on
+    marked photos and false alarms on clean ones, so the threshold is chosen with both in view."""
+
+    counts: dict[float, Any] = field(default_factory=lambda: {t: mask_metrics() for t in MASK_THRESHOLDS})
+    alarms: dict[float, int] = field(default_factory=lambda: dict.fromkeys(MASK_THRESHOLDS, 0))
+    clean_images: int = 0
+    marked_images: int = 0
+
+    def add(self, refiner: MaskRefiner, prob: np.ndarray, presence: float | None, truth: np.ndarray) -> None:
+        self.clean_images += int(not truth.any())
+        self.marked_images += int(truth.any())
+        for t, counts in self.counts.items():
+            mask = replace(refiner, threshold=t).refine(prob, presence)
+            if truth.any():
+                counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
+            else:
+                self.alarms[t] += int(mask.mean() > FALSE_ALARM_COVERAGE)
+
+    def summary(self) -> list[dict[str, float]]:
+        def pixels(counts: Any) -> dict[str, float]:
+            if not self.marked_images:
+                return dict.fromkeys(("iou", "f1", "precision", "recall"), math.nan)
+            return {k: float(v) for k, v in counts.compute().items()}
+
+        return [
+            {
+                "threshold": t,
+                **pixels(counts),
+                "false_alarm_rate": self.alarms[t] / self.clean_images if self.clean_images else math.nan,
+            }
+            for t, counts in self.counts.items()
+        ]
+
+
 def _clean_inputs(dirs: list[Path]) -> list[tuple[Path, None, None]]:
     """Every image under ``dirs`` as a photo without a mark (its own clean reference)."""
     return [
@@ -185,6 +224,7 @@ def evaluate(
         raise FileNotFoundError("nothing to evaluate: give a dataset folder or clean photo folders")
     counts = mask_metrics()
     raw_counts = mask_metrics()
+    sweep = _ThresholdSweep()
     kinds = list(dict.fromkeys(mask_kinds)) or ["predicted"]
     restoration_masks(kinds, np.zeros((1, 1), bool), np.zeros((1, 1), bool))  # validate early
     primary = "predicted" if "predicted" in kinds else kinds[0]
@@ -205,6 +245,7 @@ def evaluate(
             harm[primary].decisions.append((seg.presence, bool(ungated), bool(truth.any())))
         raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
         counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
+        sweep.add(remover.refiner, seg.prob, seg.presence, truth)
         stats[BASELINE].psnr.append(psnr(image, clean))
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
@@ -235,6 +276,7 @@ def evaluate(
         "dilate": remover.refiner.dilate,
         "mask": {k: float(v) for k, v in raw_counts.compute().items()},
         "mask_refined": {k: float(v) for k, v in counts.compute().items()},
+        "mask_operating_points": sweep.summary(),
         "restoration": {
             BASELINE: stats[BASELINE].summary(),
             **{m: s.summary() for m, s in by_kind[primary].items()},
