@@ -116,7 +116,7 @@ ImageFile = Annotated[
     UploadFile,
     File(description="The photo: PNG, JPEG, WebP, BMP or TIFF. EXIF orientation is applied."),
 ]
-RemoveOptionsDep = Annotated[RemoveOptions, Depends(options_form(RemoveOptions))]
+RemoveOptionsDep = Annotated[RemoveOptions, Depends(options_form(RemoveOptions, text_fields=("format",)))]
 SegmentOptionsDep = Annotated[SegmentOptions, Depends(options_form(SegmentOptions))]
 
 

@@ -603,6 +603,11 @@ def test_openapi_document_matches_what_the_server_accepts(make_client: Callable[
     files = {"image": ("a.png", encode_image(np.zeros((8, 8, 3), np.uint8)))}
     response = client.post("/v1/segment", files=files, data={"threshold": ["0.3", "0.7"]})
     assert "threshold repeated" in assert_error(response, 400, "invalid_parameter")["error"]["message"]
+    # an option sent empty is refused too (FastAPI alone would read it as left out)
+    for name in ("presence_threshold", "dilate", "inpainter", "format"):
+        route = "/v1/remove" if name in ("inpainter", "format") else "/v1/segment"
+        response = client.post(route, files=files, data={name: ""})
+        assert name in assert_error(response, 400, "invalid_parameter")["error"]["message"]
 
 
 @pytest.mark.parametrize(
