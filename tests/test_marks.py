@@ -94,6 +94,24 @@ def test_corner_mark_on_photos_of_different_sizes(mark: np.ndarray) -> None:
         assert psnr(restored, c) >= 40.0
 
 
+def test_small_group_of_mixed_sizes_with_a_small_unmarked_photo(mark: np.ndarray) -> None:
+    """N = 3 marked photos of different sizes plus a photo smaller than the mark's reach and
+    without it: the frame is not cut to the small photo, the whole mark is learned at the right
+    corner (not refused as "no shared mark"), and the small photo is reported."""
+    sizes = [(150, 220), (190, 250), (170, 300)]
+    clean = photos(3, sizes, seed=70)
+    marked = place(clean, mark, "br", margin=8)
+    small = synth.procedural_photo(60, 120, 99)
+    profile = learn_profile([*marked, small])
+    assert profile.anchor == "br"
+    assert profile.shape[0] >= 45 and profile.shape[1] >= 140  # all of the 50x150 mark
+    assert profile.missing == [3]
+    for c, m in zip(clean, marked, strict=True):
+        restored, _, report = remove_with_profile(m, profile)
+        assert report.found
+        assert psnr(restored, c) >= 35.0
+
+
 def test_tiled_mark() -> None:
     mark = synth.make_mark(90, 30, opacity=0.35)
     clean = photos(5, [(180, 260)] * 5, seed=60)

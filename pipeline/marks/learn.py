@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError, NoSharedMarkError, NotEnoughPhotosError
-from pipeline.marks.apply import carries, null_scores, refine
+from pipeline.marks.apply import carries, locate, null_scores, refine
 from pipeline.marks.estimate import (
     edge_map,
     edge_threshold,
@@ -30,7 +30,9 @@ from pipeline.marks.profile import ANCHORS, MarkProfile, origin
 
 MIN_PHOTOS = 3
 MIN_PERIOD = 16
-SHARED_RATIO = 2.0  # aligned shared-edge energy over the most that misaligned photos share by chance
+SHARED_RATIO = 2.0  # aligned shared-edge energy over what misaligned photos typically share by chance
+NULL_TRIALS = 6
+COMMON_SHARE = 0.75  # photos of different sizes: the share of them the learning frame must fit in  # chance draws the shared edges are compared with
 LATTICE_SIGMA = 8.0  # how far above the autocorrelation's spread a tiling's peaks stand
 
 
@@ -74,19 +76,50 @@ def _agreeing(stack: np.ndarray) -> tuple[int, float]:
     return int((agree > 0.5).sum()), float(edges[strong].sum())
 
 
-def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray]:
-    """The anchor that lines the mark up, and the stack of photos cropped to it."""
-    size = (min(p.shape[0] for p in photos), min(p.shape[1] for p in photos))
-    if all(p.shape[:2] == size for p in photos):
-        return "", np.stack(photos)
-    best: tuple[tuple[int, float], str, np.ndarray] | None = None
+def _common_size(photos: list[np.ndarray]) -> tuple[int, int]:
+    """The largest frame that ``COMMON_SHARE`` of the photos (and at least ``MIN_PHOTOS``) hold.
+
+    Not simply the smallest photo's: one small photo in a folder (a thumbnail, or one without the
+    mark) would crop every other photo to its size and cut the mark. Photos smaller than this
+    frame are left out of learning and judged by locating the learned mark on them.
+    """
+    need = min(len(photos), max(MIN_PHOTOS, int(np.ceil(COMMON_SHARE * len(photos)))))
+    shapes = np.array([p.shape[:2] for p in photos])
+    best = (0, 0)
+    for h in np.unique(shapes[:, 0]):
+        for w in np.unique(shapes[:, 1]):
+            holds = int(((shapes[:, 0] >= h) & (shapes[:, 1] >= w)).sum())
+            if holds >= need and int(h) * int(w) > best[0] * best[1]:
+                best = (int(h), int(w))
+    return best
+
+
+def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray, list[int]]:
+    """The anchor that lines the mark up, the stack of photos cropped to it, and which photos
+    that stack holds (those that hold ``_common_size``).
+
+    Only anchors whose shared edges stand clearly above chance (``_shared_vs_chance``) compete:
+    at a wrong anchor the few pixels where the photos' gradients agree by chance make nearly all
+    photos "agree" there (the median is strong exactly where most of them are), so counting
+    agreeing photos alone can prefer a wrong anchor over the right one, where one photo whose
+    background hides the mark disagrees. Among the clear ones, the anchor that lines up the most
+    photos wins (photos of one size line up at every anchor, only the right one lines up all).
+    """
+    size = _common_size(photos)
+    used = [i for i, p in enumerate(photos) if p.shape[0] >= size[0] and p.shape[1] >= size[1]]
+    if all(photos[i].shape[:2] == size for i in used):
+        return "", np.stack([photos[i] for i in used]), used
+    best: tuple[tuple[bool, int, float], str, np.ndarray] | None = None
     for anchor in ANCHORS:
-        stack = np.stack([_crop(p, size, anchor) for p in photos])
-        rank = _agreeing(stack)
+        stack = np.stack([_crop(photos[i], size, anchor) for i in used])
+        aligned, null = _shared_vs_chance(stack)
+        count, energy = _agreeing(stack)
+        clear = _clearly_shared(aligned, null)
+        rank = (clear, count, energy) if clear else (False, 0, aligned / max(float(np.median(null)), 1e-6))
         if best is None or rank > best[0]:
             best = (rank, anchor, stack)
     assert best is not None
-    return best[1], best[2]
+    return best[1], best[2], used
 
 
 def _autocorrelation(edges: np.ndarray) -> np.ndarray:
@@ -184,7 +217,7 @@ def learn_profile(
     if layout not in ("auto", "fixed", "tiled"):
         raise InvalidParameterError(f"layout must be auto, fixed or tiled, got {layout!r}")
     photos = _check(images, min_photos)
-    anchor, stack = _aligned(photos)
+    anchor, stack, used = _aligned(photos)
     checkpoint()  # stage boundaries of a long job: a client that left stops it here
     frame = (int(stack.shape[1]), int(stack.shape[2]))
     edges = edge_map(stack)
@@ -209,7 +242,25 @@ def learn_profile(
         profile.offset = (top - oy, left - ox)
     profile.source_size = frame
     profile.photos = len(photos)
+    if len(used) < len(photos):
+        _judge_left_out(profile, photos, used)
     return profile
+
+
+def _judge_left_out(profile: MarkProfile, photos: list[np.ndarray], used: list[int]) -> None:
+    """Re-index ``profile``'s scores and missing photos from the learning stack to all photos,
+    locating the mark on the photos too small to be in the stack as removal will."""
+    scores = [0.0] * len(photos)
+    missing = [used[j] for j in profile.missing]
+    for j, i in enumerate(used):
+        scores[i] = profile.scores[j]
+    for i in sorted(set(range(len(photos))) - set(used)):
+        report = locate(photos[i], profile)
+        scores[i] = report.score
+        if not report.found:
+            missing.append(i)
+    profile.scores = scores
+    profile.missing = sorted(missing)
 
 
 def _judge_all(
@@ -237,17 +288,15 @@ def _shared_energy(stack: np.ndarray) -> float:
     return float(edges[support_from_edges(edges, edge_threshold(edges, len(stack)))].sum())
 
 
-def _check_shared(stack: np.ndarray, trials: int = 4) -> None:
-    """Refuse photos whose shared edges are no stronger than chance makes them.
+def _shared_vs_chance(stack: np.ndarray, trials: int = NULL_TRIALS) -> tuple[float, list[float]]:
+    """The photos' shared edge energy as they are, and what chance gives them in ``trials`` draws.
 
-    The null is the same photos each shifted by its own large offset (wrapping round): that
-    breaks a shared mark but keeps what the photos' own content contributes by chance, so the
-    cut is in each group's own units. Fitting α/W to chance edges would otherwise always
-    "explain" something on the very photos it was fitted to.
+    A draw shifts each photo by its own large offset (wrapping round): that breaks a shared mark
+    but keeps what the photos' own content contributes by chance, so the comparison is in each
+    group's own units, whatever its size N. The shifts are seeded: a group always gets one answer.
     """
     h, w = stack.shape[1:3]
     rng = np.random.default_rng(0)
-    aligned = _shared_energy(stack)
     null = [
         _shared_energy(
             np.stack(
@@ -263,10 +312,29 @@ def _check_shared(stack: np.ndarray, trials: int = 4) -> None:
         )
         for _ in range(trials)
     ]
-    if aligned < SHARED_RATIO * max(max(null), 1e-6):
+    return _shared_energy(stack), null
+
+
+def _clearly_shared(aligned: float, null: list[float]) -> bool:
+    """Above every chance draw and ``SHARED_RATIO`` times their median.
+
+    Against the median, not the largest draw: with few photos the median of their gradients
+    agrees by chance far more often, so the draws spread widely (x3 for N = 4) and a cut on the
+    largest would refuse real marks of small groups; beating every draw keeps unrelated photos
+    out (a chance stack is itself one more draw: it beats all of them rarely, and by 2x almost
+    never).
+    """
+    return aligned > max(null) and aligned >= SHARED_RATIO * max(float(np.median(null)), 1e-6)
+
+
+def _check_shared(stack: np.ndarray) -> None:
+    """Refuse photos whose shared edges are no stronger than chance makes them: fitting α/W to
+    chance edges would otherwise always "explain" something on the very photos it was fitted to."""
+    aligned, null = _shared_vs_chance(stack)
+    if not _clearly_shared(aligned, null):
         raise NoSharedMarkError(
             f"the photos share no mark: their common edges ({aligned:.0f}) are not clearly above what "
-            f"unrelated photos share by chance ({max(null):.0f})"
+            f"unrelated photos share by chance ({float(np.median(null)):.0f} typically, up to {max(null):.0f})"
         )
 
 
