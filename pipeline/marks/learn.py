@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError, NoSharedMarkError, NotEnoughPhotosError
-from pipeline.marks.apply import carries, locate, null_scores, refine
+from pipeline.marks.apply import judge, locate, refine
 from pipeline.marks.estimate import (
     edge_map,
     edge_threshold,
@@ -267,12 +267,12 @@ def _judge_all(
     stack: np.ndarray, profile: MarkProfile, top: int, left: int
 ) -> tuple[list[float], np.ndarray]:
     """Each photo's score at the learned place (refined by a pixel, as removal will) and whether
-    it carries the mark by the same null test removal uses."""
+    it carries the mark by the same tests removal uses (``apply.judge``)."""
     scores, keep = [], []
     for photo in stack:
         score, y, x = refine(photo, profile, top, left, 1.0, radius=1)
         scores.append(score)
-        keep.append(carries(score, null_scores(photo, profile, y, x, 1.0)))
+        keep.append(judge(photo, profile, score, y, x, 1.0).found)
     return scores, np.asarray(keep, bool)
 
 
