@@ -32,7 +32,7 @@ MIN_PHOTOS = 3
 MIN_PERIOD = 16
 SHARED_RATIO = 2.0  # aligned shared-edge energy over what misaligned photos typically share by chance
 NULL_TRIALS = 6
-COMMON_SHARE = 0.75  # photos of different sizes: the share of them the learning frame must fit in  # chance draws the shared edges are compared with
+COMMON_SHARE = 0.75  # photos of different sizes: the share of them a frame larger than all hold must fit in  # chance draws the shared edges are compared with
 LATTICE_SIGMA = 8.0  # how far above the autocorrelation's spread a tiling's peaks stand
 
 
@@ -76,27 +76,55 @@ def _agreeing(stack: np.ndarray) -> tuple[int, float]:
     return int((agree > 0.5).sum()), float(edges[strong].sum())
 
 
-def _common_size(photos: list[np.ndarray]) -> tuple[int, int]:
-    """The largest frame that ``COMMON_SHARE`` of the photos (and at least ``MIN_PHOTOS``) hold.
-
-    Not simply the smallest photo's: one small photo in a folder (a thumbnail, or one without the
-    mark) would crop every other photo to its size and cut the mark. Photos smaller than this
-    frame are left out of learning and judged by locating the learned mark on them.
-    """
+def _frame_sizes(photos: list[np.ndarray]) -> list[tuple[int, int]]:
+    """The frames to learn in, first to last: the one all photos hold (their smallest sides), then
+    the largest one that ``COMMON_SHARE`` of them (and at least ``MIN_PHOTOS``) hold."""
     need = min(len(photos), max(MIN_PHOTOS, int(np.ceil(COMMON_SHARE * len(photos)))))
     shapes = np.array([p.shape[:2] for p in photos])
-    best = (0, 0)
+    sizes = [(int(shapes[:, 0].min()), int(shapes[:, 1].min()))]
+    best = sizes[0]
     for h in np.unique(shapes[:, 0]):
         for w in np.unique(shapes[:, 1]):
             holds = int(((shapes[:, 0] >= h) & (shapes[:, 1] >= w)).sum())
             if holds >= need and int(h) * int(w) > best[0] * best[1]:
                 best = (int(h), int(w))
-    return best
+    return sizes if best == sizes[0] else [*sizes, best]
+
+
+def _cut_by_frame(stack: np.ndarray, margin: int = 2) -> bool:
+    """Whether the mark's clear edges (at least half as strong as the strongest shared ones) run
+    into the frame's border: the frame cuts the mark. Fainter shared edges do not count: with few
+    photos, chance agreement of their textures leaves those all over the frame."""
+    edges = edge_map(stack)
+    clear = edges >= 0.5 * float(np.percentile(edges, 99.9))
+    inner = np.zeros_like(clear)
+    inner[margin:-margin, margin:-margin] = True
+    return bool((clear & ~inner).any())
 
 
 def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray, list[int]]:
     """The anchor that lines the mark up, the stack of photos cropped to it, and which photos
-    that stack holds (those that hold ``_common_size``).
+    that stack holds.
+
+    Photos of different sizes are cropped to the frame they all hold, unless that frame cuts the
+    mark (one small photo in a folder — a thumbnail, or one without the mark — would crop every
+    other photo to its size): then to the larger frame most of them hold (``_frame_sizes``), and
+    the photos too small for it are judged afterwards by locating the learned mark on them.
+    """
+    sizes = _frame_sizes(photos)
+    for k, size in enumerate(sizes):
+        used = [i for i, p in enumerate(photos) if p.shape[0] >= size[0] and p.shape[1] >= size[1]]
+        if all(photos[i].shape[:2] == size for i in used):
+            anchor, stack = "", np.stack([photos[i] for i in used])
+        else:
+            anchor, stack = _best_anchor([photos[i] for i in used], size)
+        if k == len(sizes) - 1 or not _cut_by_frame(stack):
+            break
+    return anchor, stack, used
+
+
+def _best_anchor(photos: list[np.ndarray], size: tuple[int, int]) -> tuple[str, np.ndarray]:
+    """The anchor at which the photos cropped to ``size`` share the mark, and that stack.
 
     Only anchors whose shared edges stand clearly above chance (``_shared_vs_chance``) compete:
     at a wrong anchor the few pixels where the photos' gradients agree by chance make nearly all
@@ -105,13 +133,9 @@ def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray, list[int]]:
     background hides the mark disagrees. Among the clear ones, the anchor that lines up the most
     photos wins (photos of one size line up at every anchor, only the right one lines up all).
     """
-    size = _common_size(photos)
-    used = [i for i, p in enumerate(photos) if p.shape[0] >= size[0] and p.shape[1] >= size[1]]
-    if all(photos[i].shape[:2] == size for i in used):
-        return "", np.stack([photos[i] for i in used]), used
     best: tuple[tuple[bool, int, float], str, np.ndarray] | None = None
     for anchor in ANCHORS:
-        stack = np.stack([_crop(photos[i], size, anchor) for i in used])
+        stack = np.stack([_crop(p, size, anchor) for p in photos])
         aligned, null = _shared_vs_chance(stack)
         count, energy = _agreeing(stack)
         clear = _clearly_shared(aligned, null)
@@ -119,7 +143,7 @@ def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray, list[int]]:
         if best is None or rank > best[0]:
             best = (rank, anchor, stack)
     assert best is not None
-    return best[1], best[2], used
+    return best[1], best[2]
 
 
 def _autocorrelation(edges: np.ndarray) -> np.ndarray:
