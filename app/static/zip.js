@@ -51,31 +51,27 @@ export function storedZip(files, date = new Date()) {
     const name = encoder.encode(names[i]);
     const size = file.data.length;
     const crc = crc32(file.data);
+    // The fields a local header and its central directory entry share, from "version needed"
+    // to the name's length (at 4 in the local header, at 6 in the entry).
+    const shared = (view, at) => {
+      view.setUint16(at, 20, true); // version needed: 2.0
+      view.setUint16(at + 2, 0x0800, true); // UTF-8 names
+      view.setUint16(at + 4, 0, true); // stored
+      view.setUint16(at + 6, time, true);
+      view.setUint16(at + 8, day, true);
+      view.setUint32(at + 10, crc, true);
+      view.setUint32(at + 14, size, true); // compressed size: stored, the same
+      view.setUint32(at + 18, size, true);
+      view.setUint16(at + 22, name.length, true);
+    };
     const local = new DataView(new ArrayBuffer(30));
     local.setUint32(0, 0x04034b50, true); // local file header signature
-    local.setUint16(4, 20, true); // version needed: 2.0
-    local.setUint16(6, 0x0800, true); // UTF-8 names
-    local.setUint16(8, 0, true); // stored
-    local.setUint16(10, time, true);
-    local.setUint16(12, day, true);
-    local.setUint32(14, crc, true);
-    local.setUint32(18, size, true);
-    local.setUint32(22, size, true);
-    local.setUint16(26, name.length, true);
-    local.setUint16(28, 0, true);
+    shared(local, 4);
     parts.push(local, name, file.data);
     const entry = new DataView(new ArrayBuffer(46));
     entry.setUint32(0, 0x02014b50, true); // central directory header signature
     entry.setUint16(4, 20, true); // made by: 2.0
-    entry.setUint16(6, 20, true);
-    entry.setUint16(8, 0x0800, true);
-    entry.setUint16(10, 0, true);
-    entry.setUint16(12, time, true);
-    entry.setUint16(14, day, true);
-    entry.setUint32(16, crc, true);
-    entry.setUint32(20, size, true);
-    entry.setUint32(24, size, true);
-    entry.setUint16(28, name.length, true);
+    shared(entry, 6);
     entry.setUint32(42, offset, true); // where its local header starts
     central.push(entry, name);
     offset += 30 + name.length + size;
