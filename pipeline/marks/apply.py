@@ -53,6 +53,7 @@ class MarkReport:
     scale: float = 1.0
     gain: float = 0.0  # how much of the profile's mark the photo holds there (1 = all of it)
     out_of_gamut: float = 0.0  # share of the mark's visible pixels its inversion cannot explain
+    safe: bool = True  # False: the mark shows, but inverting it would harm (gain, gamut)
     reason: str = ""
 
     def to_json(self) -> dict[str, object]:
@@ -226,13 +227,13 @@ def judge(
         off = ((restored < -GAMUT_TOLERANCE) | (restored > 1.0 + GAMUT_TOLERANCE)).any(axis=-1)
         report.out_of_gamut = float(off[visible].mean())
     if report.gain < MIN_GAIN:
-        report.found = False
+        report.found = report.safe = False
         report.reason = (
             f"the photo holds only {max(report.gain, 0.0):.0%} of the learned mark there (a fainter "
             "copy, another mark, or none): inverting it would make the photo worse, left untouched"
         )
     elif report.out_of_gamut > MAX_OUT_OF_GAMUT:
-        report.found = False
+        report.found = report.safe = False
         report.reason = (
             f"the learned mark does not explain this photo's colours ({report.out_of_gamut:.0%} of "
             "the mark's pixels would leave the colour range): left untouched"

@@ -289,15 +289,19 @@ def _judge_left_out(profile: MarkProfile, photos: list[np.ndarray], used: list[i
 
 def _judge_all(
     stack: np.ndarray, profile: MarkProfile, top: int, left: int
-) -> tuple[list[float], np.ndarray]:
-    """Each photo's score at the learned place (refined by a pixel, as removal will) and whether
-    it carries the mark by the same tests removal uses (``apply.judge``)."""
-    scores, keep = [], []
+) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Each photo's score at the learned place (refined by a pixel, as removal will), whether it
+    shows the mark's edges there (``apply.carries``: what learning weighs photos by) and whether
+    removal will take it off (``apply.judge``: also safe to invert, which a rough estimate from
+    few photos may not be yet — so that alone must not drop a photo from learning)."""
+    scores, shows, found = [], [], []
     for photo in stack:
         score, y, x = refine(photo, profile, top, left, 1.0, radius=1)
+        report = judge(photo, profile, score, y, x, 1.0)
         scores.append(score)
-        keep.append(judge(photo, profile, score, y, x, 1.0).found)
-    return scores, np.asarray(keep, bool)
+        shows.append(report.found or not report.safe)
+        found.append(report.found)
+    return scores, np.asarray(shows, bool), np.asarray(found, bool)
 
 
 def _placed(alpha: np.ndarray, color: np.ndarray, offset: tuple[int, int]) -> MarkProfile:
@@ -382,7 +386,7 @@ def _estimate_fixed(stack: np.ndarray, smoothness: float | None) -> MarkProfile:
             stack[:, y0:y1, x0:x1], region[y0:y1, x0:x1], weights=weights, smoothness=smoothness
         )
         found = _placed(est.alpha, est.color, (int(y0), int(x0)))
-        scores, keep = _judge_all(stack, found, int(y0), int(x0))
+        scores, keep, removable = _judge_all(stack, found, int(y0), int(x0))
         if keep.sum() < MIN_PHOTOS:
             raise NoSharedMarkError(
                 f"no mark is shared by {MIN_PHOTOS} or more of the photos "
@@ -396,7 +400,7 @@ def _estimate_fixed(stack: np.ndarray, smoothness: float | None) -> MarkProfile:
         est.color,
         offset=(int(y0), int(x0)),
         quality=float(np.median(np.asarray(scores)[keep])),
-        missing=[int(i) for i in np.nonzero(~keep)[0]],
+        missing=[int(i) for i in np.nonzero(~removable)[0]],
         scores=[float(s) for s in scores],
     )
 
@@ -414,8 +418,8 @@ def _estimate_tiled(
         raise NoSharedMarkError("the repeating pattern has no clear mark edges")
     est = solve_blend(samples, region, smoothness=smoothness)
     profile = MarkProfile(est.alpha, est.color, layout="tiled", offset=phase, period=period)
-    scores, keep = _judge_all(stack, profile, *phase)
+    scores, keep, removable = _judge_all(stack, profile, *phase)
     profile.quality = float(np.median(np.asarray(scores)[keep])) if keep.any() else 0.0
-    profile.missing = [int(i) for i in np.nonzero(~keep)[0]]
+    profile.missing = [int(i) for i in np.nonzero(~removable)[0]]
     profile.scores = [float(s) for s in scores]
     return profile
