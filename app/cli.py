@@ -290,6 +290,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
             mask = io.decode_mask(mask_path.read_bytes(), size, max_pixels=settings.max_pixels)
         if profile is not None:
             result = remover.remove_mark(decoded.rgb, profile, options)
+            if not result.found and result.mark:  # why: not there, or inverting it would harm
+                print(f"markless: {path}: {result.mark['reason']}", file=sys.stderr)
         else:
             result = remover.remove(decoded.rgb, mask, options)
         image_out(path).write_bytes(decoded.encode_result(result.image, fmt, quality=settings.quality))

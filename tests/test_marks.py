@@ -82,6 +82,33 @@ def test_photo_without_the_mark_is_reported_and_untouched(mark: np.ndarray) -> N
     assert np.array_equal(restored, clean[5])
 
 
+def test_a_photo_the_profile_does_not_explain_is_never_made_worse(mark: np.ndarray) -> None:
+    """One photo carries another mark at the same place, one a fainter copy of the mark, one the
+    mark shifted: inverting the learned mark on the first two would draw its negative, so they
+    come back untouched and reported; the shifted one is found where it is and restored."""
+    clean = photos(8, seed=110)
+    top, left = synth.corner_position(clean[0].shape, mark.shape, "center", 0)
+    other = synth.make_mark(150, 50, text="stock 2024", opacity=0.5, accent=(40, 90, 230))
+    fainter = synth.make_mark(150, 50, opacity=0.25, accent=(40, 90, 230))
+    marked = [
+        *place(clean[:5], mark, "center"),
+        synth.blend(clean[5], other, top, left),
+        synth.blend(clean[6], fainter, top, left),
+        synth.blend(clean[7], mark, top + 3, left + 6),
+    ]
+    profile = learn_profile(marked)
+    assert profile.missing[:2] == [5, 6]  # (7 too: not at the place the others share)
+    for i, (c, m) in enumerate(zip(clean, marked, strict=True)):
+        restored, mask, report = remove_with_profile(m, profile)
+        if i in (5, 6):
+            assert not report.found and "untouched" in report.reason and report.gain < 0.6
+            assert np.array_equal(restored, m) and not mask.any()
+        else:
+            assert report.found and 0.8 < report.gain < 1.25
+            assert psnr(restored, c) >= 40.0
+        assert psnr(restored, c) >= psnr(m, c)
+
+
 def test_corner_mark_on_photos_of_different_sizes(mark: np.ndarray) -> None:
     sizes = [(150, 220), (170, 250), (160, 300), (190, 230), (150, 260), (200, 280)]
     clean = photos(6, sizes, seed=40)
@@ -92,6 +119,24 @@ def test_corner_mark_on_photos_of_different_sizes(mark: np.ndarray) -> None:
         restored, _, report = remove_with_profile(m, profile)
         assert report.found
         assert psnr(restored, c) >= 40.0
+
+
+def test_small_group_of_mixed_sizes_with_a_small_unmarked_photo(mark: np.ndarray) -> None:
+    """N = 3 marked photos of different sizes plus a photo smaller than the mark's reach and
+    without it: the frame is not cut to the small photo, the whole mark is learned at the right
+    corner (not refused as "no shared mark"), and the small photo is reported."""
+    sizes = [(150, 220), (190, 250), (170, 300)]
+    clean = photos(3, sizes, seed=70)
+    marked = place(clean, mark, "br", margin=8)
+    small = synth.procedural_photo(60, 100, 99)  # the frame all hold would cut the mark's text
+    profile = learn_profile([*marked, small])
+    assert profile.anchor == "br"
+    assert profile.shape[0] >= 45 and profile.shape[1] >= 140  # all of the 50x150 mark
+    assert profile.missing == [3]
+    for c, m in zip(clean, marked, strict=True):
+        restored, _, report = remove_with_profile(m, profile)
+        assert report.found
+        assert psnr(restored, c) >= 35.0
 
 
 def test_tiled_mark() -> None:

@@ -186,7 +186,9 @@ def test_cli_same_mark(folder: Path, tmp_path: Path, group, capsys: pytest.Captu
     out = tmp_path / "out"
     assert _run(["remove", str(folder), "-o", str(out), "--same-mark", "--inpainter", "opencv", "-q"]) == 0
     _check_outputs(out, folder, group)
-    assert "z-unmarked.png does not carry the shared mark" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "z-unmarked.png does not carry the shared mark" in err
+    assert "z-unmarked.png: the mark was not found on this photo" in err  # and why, at removal
 
 
 def test_cli_learn_then_mark(folder: Path, tmp_path: Path, group, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import zipfile
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -526,4 +527,37 @@ def test_learn_a_shared_mark_and_remove_it_from_all(page: tuple[Any, _Console]) 
     with p.expect_download() as download:
         links.first.click()
     assert download.value.suggested_filename == "p0-clean.png"
+    # "Download all": one ZIP built in the page, holding exactly the files the links give.
+    with p.expect_download() as download:
+        p.get_by_test_id("download-all").click()
+    assert download.value.suggested_filename == "markless-clean.zip"
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert archive.testzip() is None  # every member's CRC-32 checks out
+        assert archive.namelist() == [f"p{i}-clean.png" for i in range(4)]
+        for i in range(4):
+            assert archive.read(f"p{i}-clean.png") == _fetch_bytes(p, str(links.nth(i).get_attribute("href")))
+    assert console.unexpected() == []
+
+
+def test_zip_of_results_is_a_valid_archive_with_unique_utf8_names(page: tuple[Any, _Console]) -> None:
+    """The page's ZIP writer on its own: same-named photos do not overwrite each other, names
+    keep their non-ASCII letters, and Python's zipfile reads back every byte."""
+    p, console = page
+    values = p.evaluate(
+        """async () => {
+            const { storedZip } = await import("./static/zip.js");
+            const files = [
+                { name: "été.png", data: new Uint8Array([1, 2, 3]) },
+                { name: "été.png", data: new Uint8Array([]) },
+                { name: "b", data: new Uint8Array(70000).map((_, i) => i % 251) },
+            ];
+            return Array.from(new Uint8Array(await storedZip(files).arrayBuffer()));
+        }"""
+    )
+    with zipfile.ZipFile(io.BytesIO(bytes(values))) as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == ["été.png", "été-2.png", "b"]
+        assert archive.read("été.png") == bytes([1, 2, 3])
+        assert archive.read("été-2.png") == b""
+        assert archive.read("b") == bytes(i % 251 for i in range(70000))
     assert console.unexpected() == []

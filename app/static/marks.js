@@ -2,6 +2,8 @@
 // POST /v1/remove with mark=<id> for each → download them one by one or all at once.
 // Independent of app.js except for the API key field it shares.
 
+import { storedZip } from "./zip.js";
+
 const $ = (id) => document.getElementById(id);
 const el = {
   drop: $("mark-drop"),
@@ -23,6 +25,8 @@ const MIN_PHOTOS = 3;
 let photos = [];
 let markId = null;
 let objectUrls = [];
+let cleaned = []; // { name, blob } of each photo that came back, for "download all"
+const ZIP_NAME = "markless-clean.zip";
 
 function authHeaders() {
   const key = el.apiKey ? el.apiKey.value.trim() : "";
@@ -47,6 +51,7 @@ async function errorMessage(response) {
 function forgetResults() {
   objectUrls.forEach((url) => URL.revokeObjectURL(url));
   objectUrls = [];
+  cleaned = [];
   el.results.replaceChildren();
   el.downloadAll.hidden = true;
 }
@@ -116,8 +121,10 @@ async function removeAll() {
     try {
       const response = await fetch("v1/remove", { method: "POST", body: form, headers: authHeaders() });
       if (!response.ok) throw new Error(await errorMessage(response));
-      const url = URL.createObjectURL(await response.blob());
+      const blob = await response.blob();
+      const url = URL.createObjectURL(blob);
       objectUrls.push(url);
+      cleaned.push({ name: cleanName(file.name), blob });
       const img = document.createElement("img");
       img.src = url;
       img.alt = `${file.name} without the mark`;
@@ -136,12 +143,27 @@ async function removeAll() {
     done += 1;
   }
   el.status.textContent = `Done: ${done} photo${done === 1 ? "" : "s"}.`;
-  el.downloadAll.hidden = el.results.querySelectorAll("a[download]").length === 0;
+  el.downloadAll.hidden = cleaned.length === 0;
   el.removeAll.disabled = false;
 }
 
-function downloadAll() {
-  el.results.querySelectorAll("a[download]").forEach((link) => link.click());
+// All results in one ZIP built here (stored, see zip.js): one download instead of one per photo,
+// which browsers block or ask about after the first few.
+async function downloadAll() {
+  showError("");
+  try {
+    const files = await Promise.all(
+      cleaned.map(async ({ name, blob }) => ({ name, data: new Uint8Array(await blob.arrayBuffer()) })),
+    );
+    const url = URL.createObjectURL(storedZip(files));
+    objectUrls.push(url);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = ZIP_NAME;
+    link.click();
+  } catch (error) {
+    showError(`Could not make the ZIP file: ${error.message}`);
+  }
 }
 
 el.files.addEventListener("change", () => setPhotos(el.files.files));

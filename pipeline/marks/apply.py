@@ -18,7 +18,7 @@ from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter
 from pipeline.inpaint.unblend import UnblendInpainter
-from pipeline.marks.estimate import explained, gradients
+from pipeline.marks.estimate import explained, gradients, invert, mark_gain
 from pipeline.marks.profile import MarkProfile, origin
 from pipeline.options import RemoveOptions
 
@@ -32,6 +32,13 @@ NULL_SHIFTS = tuple(
 )
 RELATIVE_GAIN = 0.5  # required gain over the null's median, in units of the null's own magnitude
 ALPHA_CEILING = 0.9  # above this the photo is too faint under the mark to recover: inpaint
+# Never worse than the input: inverting the full mark where the photo holds a fainter copy, another
+# mark or none draws the mark's negative. Inverting a copy of gain g leaves a residual (1 − g) of it
+# where there was g, so below g = 0.5 the photo would come back worse; the margin covers the
+# estimate's spread (1.00-1.05 on photos that carry the mark).
+MIN_GAIN = 0.6
+GAMUT_TOLERANCE = 0.08  # how far an inverted value may leave [0, 1] (8-bit rounding over 1 − α)
+MAX_OUT_OF_GAMUT = 0.25  # share of the mark's visible pixels whose inversion may leave the gamut
 
 
 @dataclass
@@ -44,6 +51,9 @@ class MarkReport:
     top: int = 0
     left: int = 0
     scale: float = 1.0
+    gain: float = 0.0  # how much of the profile's mark the photo holds there (1 = all of it)
+    out_of_gamut: float = 0.0  # share of the mark's visible pixels its inversion cannot explain
+    safe: bool = True  # False: the mark shows, but inverting it would harm (gain, gamut)
     reason: str = ""
 
     def to_json(self) -> dict[str, object]:
@@ -55,6 +65,8 @@ class MarkReport:
             "top": self.top,
             "left": self.left,
             "scale": round(self.scale, 4),
+            "gain": round(self.gain, 4),
+            "out_of_gamut": round(self.out_of_gamut, 4),
             "reason": self.reason,
         }
 
@@ -190,11 +202,56 @@ def carries(score: float, null: list[float]) -> bool:
     return score > max(null) and score - typical >= RELATIVE_GAIN * max(abs(typical), 0.05)
 
 
-def _judge(
+def judge(
     image: np.ndarray, profile: MarkProfile, score: float, top: int, left: int, scale: float
 ) -> MarkReport:
+    """Whether the mark placed at (top, left, scale) is on the photo and inverting it is safe.
+
+    Found needs three things: the place explains the photo's edges clearly better than wrong
+    places do (``carries``); the photo holds (nearly) all of the profile's mark there
+    (``MIN_GAIN``: not a fainter copy, another mark or none, where inverting would draw the mark's
+    negative); and the inversion stays in the colour range on most of the mark
+    (``MAX_OUT_OF_GAMUT``: where it does not, the profile's α and W do not describe this photo).
+    """
     null = null_scores(image, profile, top, left, scale)
-    return MarkReport(carries(score, null), score, float(np.median(null)), top, left, scale)
+    report = MarkReport(carries(score, null), score, float(np.median(null)), top, left, scale)
+    if not report.found:
+        return report
+    alpha, pre, photo = _crop_to_mark(*render(profile, image.shape[:2], top, left, scale), image)
+    if alpha.size == 0:
+        return report
+    report.gain = mark_gain(photo, alpha, pre)
+    visible = (alpha > 0.02) & (alpha < ALPHA_CEILING)
+    if visible.any():
+        restored = invert(photo, alpha, pre)
+        off = ((restored < -GAMUT_TOLERANCE) | (restored > 1.0 + GAMUT_TOLERANCE)).any(axis=-1)
+        report.out_of_gamut = float(off[visible].mean())
+    if report.gain < MIN_GAIN:
+        report.found = report.safe = False
+        report.reason = (
+            f"the photo holds only {max(report.gain, 0.0):.0%} of the learned mark there (a fainter "
+            "copy, another mark, or none): inverting it would make the photo worse, left untouched"
+        )
+    elif report.out_of_gamut > MAX_OUT_OF_GAMUT:
+        report.found = report.safe = False
+        report.reason = (
+            f"the learned mark does not explain this photo's colours ({report.out_of_gamut:.0%} of "
+            "the mark's pixels would leave the colour range): left untouched"
+        )
+    return report
+
+
+def _crop_to_mark(
+    alpha: np.ndarray, pre: np.ndarray, image: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """α, α·W and the photo cut to the mark's box (plus a margin for its edges): full-frame
+    gradients of a small mark on a large photo would cost more than the whole removal."""
+    ys, xs = np.nonzero(alpha > 0)
+    if ys.size == 0:
+        return alpha[:0, :0], pre[:0, :0], image[:0, :0]
+    y0, y1 = max(ys.min() - 4, 0), ys.max() + 5
+    x0, x1 = max(xs.min() - 4, 0), xs.max() + 5
+    return alpha[y0:y1, x0:x1], pre[y0:y1, x0:x1], image[y0:y1, x0:x1]
 
 
 def locate(image: np.ndarray, profile: MarkProfile) -> MarkReport:
@@ -207,7 +264,7 @@ def locate(image: np.ndarray, profile: MarkProfile) -> MarkReport:
             oy, ox = origin(image.shape[:2], profile.shape, profile.anchor)
             top, left = oy + profile.offset[0], ox + profile.offset[1]
         score, top, left = refine(image, profile, top, left, 1.0, radius=3)
-        best = _judge(image, profile, score, top, left, 1.0)
+        best = judge(image, profile, score, top, left, 1.0)
         if best.found:
             return best
     candidate: tuple[float, int, int, float] | None = None
@@ -221,10 +278,10 @@ def locate(image: np.ndarray, profile: MarkProfile) -> MarkReport:
             if candidate is None or score > candidate[0]:
                 candidate = (score, y, x, s)
     if candidate is not None and candidate[0] > best.score:
-        searched = _judge(image, profile, *candidate)
+        searched = judge(image, profile, *candidate)
         if searched.found or not best.found:
             best = searched
-    if not best.found:
+    if not best.found and not best.reason:
         best.reason = (
             f"the mark was not found on this photo (the best place explains {best.score:+.2f} of its "
             f"outline's edges, wrong places {best.null:+.2f})"

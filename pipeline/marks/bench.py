@@ -119,6 +119,7 @@ def run(root: Path, sizes: list[int], kinds: list[str], seed: int = 0) -> list[d
                 "psnr_min": round(min(scores), 2),
                 "psnr_mean": round(float(np.mean(scores)), 2),
                 "input_psnr_mean": round(float(np.mean(inputs)), 2),
+                "worse_than_input": int(sum(s < i - 0.01 for s, i in zip(scores, inputs, strict=True))),
                 "found": found,
                 "learn_cpu_s": round(learn_cpu, 2),
                 "remove_cpu_s_per_photo": round(remove_cpu, 2),

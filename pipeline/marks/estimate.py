@@ -247,3 +247,26 @@ def _edge_energy(image: np.ndarray, band: np.ndarray) -> float:
     gx, gy = gradients(image[None])
     mag = np.abs(gx[0]).sum(axis=-1) + np.abs(gy[0]).sum(axis=-1)
     return float(mag[band].sum())
+
+
+def mark_gain(image: np.ndarray, alpha: np.ndarray, premultiplied: np.ndarray) -> float:
+    """How much of the mark ``alpha``/``premultiplied`` the photo holds: 1 all of it, 0 none.
+
+    The regression of the photo's gradients on what inverting would take away, projected on the
+    mark's edge pattern ``∇α·(W − B)`` (B: the inverted photo, smoothed: the background the mark
+    lies on). Projecting on that pattern, not on the taken-away part itself, keeps the photo's own
+    texture out of it: the texture is uncorrelated with where the mark's edges are. A photo with a
+    fainter copy of the mark, another mark, or none gives less than 1 — where inverting the full
+    mark draws its negative and leaves the photo worse than it was.
+    """
+    restored = invert(image, alpha, premultiplied)
+    background = cv2.GaussianBlur(np.clip(restored, 0.0, 1.0), (0, 0), 2.0)
+    ax, ay = gradients(alpha[None, ..., None])
+    contrast = premultiplied - alpha[..., None] * background  # α(W − B) where α is known
+    colour = np.where(alpha[..., None] > 1e-3, contrast / np.maximum(alpha[..., None], 1e-3), 0.0)
+    tx, ty = ax[0] * colour, ay[0] * colour
+    jx, jy = gradients(image[None])
+    dx, dy = gradients((image - restored)[None])
+    num = float((jx[0] * tx + jy[0] * ty).sum())
+    den = float((dx[0] * tx + dy[0] * ty).sum())
+    return num / den if den > 1e-9 else 0.0

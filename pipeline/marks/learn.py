@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError, NoSharedMarkError, NotEnoughPhotosError
-from pipeline.marks.apply import carries, null_scores, refine
+from pipeline.marks.apply import judge, locate, refine
 from pipeline.marks.estimate import (
     edge_map,
     edge_threshold,
@@ -30,7 +30,9 @@ from pipeline.marks.profile import ANCHORS, MarkProfile, origin
 
 MIN_PHOTOS = 3
 MIN_PERIOD = 16
-SHARED_RATIO = 2.0  # aligned shared-edge energy over the most that misaligned photos share by chance
+SHARED_RATIO = 2.0  # aligned shared-edge energy over what misaligned photos typically share by chance
+NULL_TRIALS = 6
+COMMON_SHARE = 0.75  # photos of different sizes: the share of them a frame larger than all hold must fit in  # chance draws the shared edges are compared with
 LATTICE_SIGMA = 8.0  # how far above the autocorrelation's spread a tiling's peaks stand
 
 
@@ -74,15 +76,70 @@ def _agreeing(stack: np.ndarray) -> tuple[int, float]:
     return int((agree > 0.5).sum()), float(edges[strong].sum())
 
 
-def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray]:
-    """The anchor that lines the mark up, and the stack of photos cropped to it."""
-    size = (min(p.shape[0] for p in photos), min(p.shape[1] for p in photos))
-    if all(p.shape[:2] == size for p in photos):
-        return "", np.stack(photos)
-    best: tuple[tuple[int, float], str, np.ndarray] | None = None
+def _frame_sizes(photos: list[np.ndarray]) -> list[tuple[int, int]]:
+    """The frames to learn in, first to last: the one all photos hold (their smallest sides), then
+    the largest one that ``COMMON_SHARE`` of them (and at least ``MIN_PHOTOS``) hold."""
+    need = min(len(photos), max(MIN_PHOTOS, int(np.ceil(COMMON_SHARE * len(photos)))))
+    shapes = np.array([p.shape[:2] for p in photos])
+    sizes = [(int(shapes[:, 0].min()), int(shapes[:, 1].min()))]
+    best = sizes[0]
+    for h in np.unique(shapes[:, 0]):
+        for w in np.unique(shapes[:, 1]):
+            holds = int(((shapes[:, 0] >= h) & (shapes[:, 1] >= w)).sum())
+            if holds >= need and int(h) * int(w) > best[0] * best[1]:
+                best = (int(h), int(w))
+    return sizes if best == sizes[0] else [*sizes, best]
+
+
+def _cut_by_frame(stack: np.ndarray, margin: int = 2) -> bool:
+    """Whether the mark's clear edges (at least half as strong as the strongest shared ones) run
+    into the frame's border: the frame cuts the mark. Fainter shared edges do not count: with few
+    photos, chance agreement of their textures leaves those all over the frame."""
+    edges = edge_map(stack)
+    clear = edges >= 0.5 * float(np.percentile(edges, 99.9))
+    inner = np.zeros_like(clear)
+    inner[margin:-margin, margin:-margin] = True
+    return bool((clear & ~inner).any())
+
+
+def _aligned(photos: list[np.ndarray]) -> tuple[str, np.ndarray, list[int]]:
+    """The anchor that lines the mark up, the stack of photos cropped to it, and which photos
+    that stack holds.
+
+    Photos of different sizes are cropped to the frame they all hold, unless that frame cuts the
+    mark (one small photo in a folder — a thumbnail, or one without the mark — would crop every
+    other photo to its size): then to the larger frame most of them hold (``_frame_sizes``), and
+    the photos too small for it are judged afterwards by locating the learned mark on them.
+    """
+    sizes = _frame_sizes(photos)
+    for k, size in enumerate(sizes):
+        used = [i for i, p in enumerate(photos) if p.shape[0] >= size[0] and p.shape[1] >= size[1]]
+        if all(photos[i].shape[:2] == size for i in used):
+            anchor, stack = "", np.stack([photos[i] for i in used])
+        else:
+            anchor, stack = _best_anchor([photos[i] for i in used], size)
+        if k == len(sizes) - 1 or not _cut_by_frame(stack):
+            break
+    return anchor, stack, used
+
+
+def _best_anchor(photos: list[np.ndarray], size: tuple[int, int]) -> tuple[str, np.ndarray]:
+    """The anchor at which the photos cropped to ``size`` share the mark, and that stack.
+
+    Only anchors whose shared edges stand clearly above chance (``_shared_vs_chance``) compete:
+    at a wrong anchor the few pixels where the photos' gradients agree by chance make nearly all
+    photos "agree" there (the median is strong exactly where most of them are), so counting
+    agreeing photos alone can prefer a wrong anchor over the right one, where one photo whose
+    background hides the mark disagrees. Among the clear ones, the anchor that lines up the most
+    photos wins (photos of one size line up at every anchor, only the right one lines up all).
+    """
+    best: tuple[tuple[bool, int, float], str, np.ndarray] | None = None
     for anchor in ANCHORS:
         stack = np.stack([_crop(p, size, anchor) for p in photos])
-        rank = _agreeing(stack)
+        aligned, null = _shared_vs_chance(stack)
+        count, energy = _agreeing(stack)
+        clear = _clearly_shared(aligned, null)
+        rank = (clear, count, energy) if clear else (False, 0, aligned / max(float(np.median(null)), 1e-6))
         if best is None or rank > best[0]:
             best = (rank, anchor, stack)
     assert best is not None
@@ -184,7 +241,7 @@ def learn_profile(
     if layout not in ("auto", "fixed", "tiled"):
         raise InvalidParameterError(f"layout must be auto, fixed or tiled, got {layout!r}")
     photos = _check(images, min_photos)
-    anchor, stack = _aligned(photos)
+    anchor, stack, used = _aligned(photos)
     checkpoint()  # stage boundaries of a long job: a client that left stops it here
     frame = (int(stack.shape[1]), int(stack.shape[2]))
     edges = edge_map(stack)
@@ -209,20 +266,42 @@ def learn_profile(
         profile.offset = (top - oy, left - ox)
     profile.source_size = frame
     profile.photos = len(photos)
+    if len(used) < len(photos):
+        _judge_left_out(profile, photos, used)
     return profile
+
+
+def _judge_left_out(profile: MarkProfile, photos: list[np.ndarray], used: list[int]) -> None:
+    """Re-index ``profile``'s scores and missing photos from the learning stack to all photos,
+    locating the mark on the photos too small to be in the stack as removal will."""
+    scores = [0.0] * len(photos)
+    missing = [used[j] for j in profile.missing]
+    for j, i in enumerate(used):
+        scores[i] = profile.scores[j]
+    for i in sorted(set(range(len(photos))) - set(used)):
+        report = locate(photos[i], profile)
+        scores[i] = report.score
+        if not report.found:
+            missing.append(i)
+    profile.scores = scores
+    profile.missing = sorted(missing)
 
 
 def _judge_all(
     stack: np.ndarray, profile: MarkProfile, top: int, left: int
-) -> tuple[list[float], np.ndarray]:
-    """Each photo's score at the learned place (refined by a pixel, as removal will) and whether
-    it carries the mark by the same null test removal uses."""
-    scores, keep = [], []
+) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Each photo's score at the learned place (refined by a pixel, as removal will), whether it
+    shows the mark's edges there (``apply.carries``: what learning weighs photos by) and whether
+    removal will take it off (``apply.judge``: also safe to invert, which a rough estimate from
+    few photos may not be yet — so that alone must not drop a photo from learning)."""
+    scores, shows, found = [], [], []
     for photo in stack:
         score, y, x = refine(photo, profile, top, left, 1.0, radius=1)
+        report = judge(photo, profile, score, y, x, 1.0)
         scores.append(score)
-        keep.append(carries(score, null_scores(photo, profile, y, x, 1.0)))
-    return scores, np.asarray(keep, bool)
+        shows.append(report.found or not report.safe)
+        found.append(report.found)
+    return scores, np.asarray(shows, bool), np.asarray(found, bool)
 
 
 def _placed(alpha: np.ndarray, color: np.ndarray, offset: tuple[int, int]) -> MarkProfile:
@@ -237,17 +316,15 @@ def _shared_energy(stack: np.ndarray) -> float:
     return float(edges[support_from_edges(edges, edge_threshold(edges, len(stack)))].sum())
 
 
-def _check_shared(stack: np.ndarray, trials: int = 4) -> None:
-    """Refuse photos whose shared edges are no stronger than chance makes them.
+def _shared_vs_chance(stack: np.ndarray, trials: int = NULL_TRIALS) -> tuple[float, list[float]]:
+    """The photos' shared edge energy as they are, and what chance gives them in ``trials`` draws.
 
-    The null is the same photos each shifted by its own large offset (wrapping round): that
-    breaks a shared mark but keeps what the photos' own content contributes by chance, so the
-    cut is in each group's own units. Fitting α/W to chance edges would otherwise always
-    "explain" something on the very photos it was fitted to.
+    A draw shifts each photo by its own large offset (wrapping round): that breaks a shared mark
+    but keeps what the photos' own content contributes by chance, so the comparison is in each
+    group's own units, whatever its size N. The shifts are seeded: a group always gets one answer.
     """
     h, w = stack.shape[1:3]
     rng = np.random.default_rng(0)
-    aligned = _shared_energy(stack)
     null = [
         _shared_energy(
             np.stack(
@@ -263,10 +340,29 @@ def _check_shared(stack: np.ndarray, trials: int = 4) -> None:
         )
         for _ in range(trials)
     ]
-    if aligned < SHARED_RATIO * max(max(null), 1e-6):
+    return _shared_energy(stack), null
+
+
+def _clearly_shared(aligned: float, null: list[float]) -> bool:
+    """Above every chance draw and ``SHARED_RATIO`` times their median.
+
+    Against the median, not the largest draw: with few photos the median of their gradients
+    agrees by chance far more often, so the draws spread widely (x3 for N = 4) and a cut on the
+    largest would refuse real marks of small groups; beating every draw keeps unrelated photos
+    out (a chance stack is itself one more draw: it beats all of them rarely, and by 2x almost
+    never).
+    """
+    return aligned > max(null) and aligned >= SHARED_RATIO * max(float(np.median(null)), 1e-6)
+
+
+def _check_shared(stack: np.ndarray) -> None:
+    """Refuse photos whose shared edges are no stronger than chance makes them: fitting α/W to
+    chance edges would otherwise always "explain" something on the very photos it was fitted to."""
+    aligned, null = _shared_vs_chance(stack)
+    if not _clearly_shared(aligned, null):
         raise NoSharedMarkError(
             f"the photos share no mark: their common edges ({aligned:.0f}) are not clearly above what "
-            f"unrelated photos share by chance ({max(null):.0f})"
+            f"unrelated photos share by chance ({float(np.median(null)):.0f} typically, up to {max(null):.0f})"
         )
 
 
@@ -290,7 +386,7 @@ def _estimate_fixed(stack: np.ndarray, smoothness: float | None) -> MarkProfile:
             stack[:, y0:y1, x0:x1], region[y0:y1, x0:x1], weights=weights, smoothness=smoothness
         )
         found = _placed(est.alpha, est.color, (int(y0), int(x0)))
-        scores, keep = _judge_all(stack, found, int(y0), int(x0))
+        scores, keep, removable = _judge_all(stack, found, int(y0), int(x0))
         if keep.sum() < MIN_PHOTOS:
             raise NoSharedMarkError(
                 f"no mark is shared by {MIN_PHOTOS} or more of the photos "
@@ -304,7 +400,7 @@ def _estimate_fixed(stack: np.ndarray, smoothness: float | None) -> MarkProfile:
         est.color,
         offset=(int(y0), int(x0)),
         quality=float(np.median(np.asarray(scores)[keep])),
-        missing=[int(i) for i in np.nonzero(~keep)[0]],
+        missing=[int(i) for i in np.nonzero(~removable)[0]],
         scores=[float(s) for s in scores],
     )
 
@@ -322,8 +418,8 @@ def _estimate_tiled(
         raise NoSharedMarkError("the repeating pattern has no clear mark edges")
     est = solve_blend(samples, region, smoothness=smoothness)
     profile = MarkProfile(est.alpha, est.color, layout="tiled", offset=phase, period=period)
-    scores, keep = _judge_all(stack, profile, *phase)
+    scores, keep, removable = _judge_all(stack, profile, *phase)
     profile.quality = float(np.median(np.asarray(scores)[keep])) if keep.any() else 0.0
-    profile.missing = [int(i) for i in np.nonzero(~keep)[0]]
+    profile.missing = [int(i) for i in np.nonzero(~removable)[0]]
     profile.scores = [float(s) for s in scores]
     return profile
