@@ -36,10 +36,16 @@ MASK_KINDS = ("exact", "rough", "predicted")
 ROUGH_PX = 6  # a brush stroke or generous dilation: the true mask grown by this many pixels
 FALSE_ALARM_COVERAGE = 0.001
 """A clean photo counts as a false alarm when its mask covers more than this share of its pixels."""
+
 WORSE_DB = 0.5
 """A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
 MASK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """Mask thresholds swept for ``mask_operating_points`` (the product's mask, gated and dilated)."""
+
+
+def masks_photo(mask: np.ndarray) -> bool:
+    """Whether a mask touches the photo enough to count (a false alarm on a clean one)."""
+    return bool(mask.mean() > FALSE_ALARM_COVERAGE)
 
 
 def restoration_masks(
@@ -101,7 +107,7 @@ class _HarmStats:
 
     def add_clean(self, mask: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray) -> None:
         self.clean_images += 1
-        self.false_alarms += int(mask.mean() > FALSE_ALARM_COVERAGE)
+        self.false_alarms += masks_photo(mask)
         for mode, out in outputs.items():
             self.clean_psnr.setdefault(mode, []).append(psnr(out, image))
 
@@ -148,14 +154,15 @@ class _ThresholdSweep:
     marked_images: int = 0
 
     def add(self, refiner: MaskRefiner, prob: np.ndarray, presence: float | None, truth: np.ndarray) -> None:
-        self.clean_images += int(not truth.any())
-        self.marked_images += int(truth.any())
+        marked = bool(truth.any())
+        self.clean_images += int(not marked)
+        self.marked_images += int(marked)
         for t, counts in self.counts.items():
             mask = replace(refiner, threshold=t).refine(prob, presence)
-            if truth.any():
+            if marked:
                 counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
             else:
-                self.alarms[t] += int(mask.mean() > FALSE_ALARM_COVERAGE)
+                self.alarms[t] += masks_photo(mask)
 
     def summary(self) -> list[dict[str, float]]:
         def pixels(counts: Any) -> dict[str, float]:
@@ -241,7 +248,7 @@ def evaluate(
             truth = np.zeros(image.shape[:2], bool)
         mask, seg = remover.segment(image)
         if seg.presence is not None:
-            ungated = remover.refiner.refine(seg.prob).mean() > FALSE_ALARM_COVERAGE
+            ungated = masks_photo(remover.refiner.refine(seg.prob))
             harm[primary].decisions.append((seg.presence, bool(ungated), bool(truth.any())))
         raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
         counts.update(torch.from_numpy(mask), torch.from_numpy(truth))

@@ -120,13 +120,10 @@ def _score(image: np.ndarray, profile: MarkProfile, top: int, left: int, scale: 
     alpha, pre = render(profile, image.shape[:2], top, left, scale)
     if profile.layout == "tiled":
         return explained(image, alpha, pre, outline(alpha))
-    ys, xs = np.nonzero(alpha > 0)
-    if ys.size == 0:
+    a, p, photo = _crop_to_mark(alpha, pre, image, margin=2)
+    if a.size == 0:
         return -1.0
-    y0, y1 = max(ys.min() - 2, 0), ys.max() + 3
-    x0, x1 = max(xs.min() - 2, 0), xs.max() + 3
-    a = alpha[y0:y1, x0:x1]
-    return explained(image[y0:y1, x0:x1], a, pre[y0:y1, x0:x1], outline(a))
+    return explained(photo, a, p, outline(a))
 
 
 def refine(
@@ -242,15 +239,15 @@ def judge(
 
 
 def _crop_to_mark(
-    alpha: np.ndarray, pre: np.ndarray, image: np.ndarray
+    alpha: np.ndarray, pre: np.ndarray, image: np.ndarray, margin: int = 4
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """α, α·W and the photo cut to the mark's box (plus a margin for its edges): full-frame
+    """α, α·W and the photo cut to the mark's box (plus ``margin`` px for its edges): full-frame
     gradients of a small mark on a large photo would cost more than the whole removal."""
     ys, xs = np.nonzero(alpha > 0)
     if ys.size == 0:
         return alpha[:0, :0], pre[:0, :0], image[:0, :0]
-    y0, y1 = max(ys.min() - 4, 0), ys.max() + 5
-    x0, x1 = max(xs.min() - 4, 0), xs.max() + 5
+    y0, y1 = max(ys.min() - margin, 0), ys.max() + margin + 1
+    x0, x1 = max(xs.min() - margin, 0), xs.max() + margin + 1
     return alpha[y0:y1, x0:x1], pre[y0:y1, x0:x1], image[y0:y1, x0:x1]
 
 

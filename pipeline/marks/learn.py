@@ -31,8 +31,8 @@ from pipeline.marks.profile import ANCHORS, MarkProfile, origin
 MIN_PHOTOS = 3
 MIN_PERIOD = 16
 SHARED_RATIO = 2.0  # aligned shared-edge energy over what misaligned photos typically share by chance
-NULL_TRIALS = 6
-COMMON_SHARE = 0.75  # photos of different sizes: the share of them a frame larger than all hold must fit in  # chance draws the shared edges are compared with
+NULL_TRIALS = 6  # chance draws the shared edges are compared with
+COMMON_SHARE = 0.75  # photos of different sizes: the share of them a frame larger than all hold must fit in
 LATTICE_SIGMA = 8.0  # how far above the autocorrelation's spread a tiling's peaks stand
 
 
