@@ -11,7 +11,7 @@ from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
 from pipeline.inpaint.fit import fit_marks
-from pipeline.inpaint.restore import RestoreInpainter
+from pipeline.inpaint.restore import RestoreInpainter, fill_error
 from tests.test_unblend import RecordingFill
 
 
@@ -86,7 +86,7 @@ def test_rough_mask_leaves_unmarked_pixels_alone() -> None:
 
 
 def test_opaque_mark_is_inpainted() -> None:
-    _, shape, marked = _marked(1.0, (0.0, 0.0, 0.0))
+    _, shape, marked = _marked(1.0, (1.0, 1.0, 1.0))
     fallback = RecordingFill()
     out = RestoreInpainter(fallback).inpaint(InpaintRequest(marked, shape > 0))
     assert fallback.masks and fallback.masks[0][shape > 0.99].all()
@@ -105,6 +105,43 @@ def test_a_failed_fit_falls_back_to_inpainting() -> None:
     out = RestoreInpainter(fallback).inpaint(InpaintRequest(marked, mask))
     assert fallback.masks and fallback.masks[0][mask].all()
     np.testing.assert_array_equal(out[~mask], marked[~mask])
+
+
+def test_fill_error_is_measured_beside_the_hole() -> None:
+    """Filling costs nothing on a smooth photo and about the texture's variance on a busy one."""
+    rng = np.random.default_rng(1)
+    smooth = np.repeat(np.linspace(40, 200, 200)[None, :, None], 160, 0).repeat(3, 2).astype(np.uint8)
+    busy = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    blocked = np.zeros((160, 200), bool)
+    blocked[60:100, 80:120] = True
+    stroke = np.zeros((40, 40), np.uint8)
+    stroke[18:22, 4:36] = 1
+    assert fill_error(smooth, blocked, stroke, (60, 80)) < 1e-4
+    noise_var = float(busy.astype(np.float32).var(axis=(0, 1)).sum()) / 255.0**2
+    assert 0.3 * noise_var < fill_error(busy, blocked, stroke, (60, 80)) < 3 * noise_var  # type: ignore[operator]
+    # a hole with no room beside it: the variance of the photo around it
+    wide = np.ones((150, 190), np.uint8)
+    blocked_all = np.zeros((160, 200), bool)
+    blocked_all[5:155, 5:195] = True
+    assert fill_error(busy, blocked_all, wide, (5, 5)) == pytest.approx(noise_var, rel=0.3)
+
+
+def test_a_faint_mark_over_texture_is_left_rather_than_smeared() -> None:
+    """Filling a faint mark on a busy photo would cost more than the mark: the photo comes back as
+    it was (never worse); a strong mark on the same photo is still filled."""
+    rng = np.random.default_rng(2)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (160, 200, 3), dtype=np.uint8), (0, 0), 1.0)
+    mask = np.zeros((160, 200), bool)
+    mask[50:110, 40:160] = True
+    for opacity, filled in ((0.08, False), (0.9, True)):
+        marked = photo.copy()
+        marked[mask] = np.round((1 - opacity) * photo[mask] + opacity * 255).astype(np.uint8)
+        out = build_inpainter("restore").inpaint(InpaintRequest(marked, mask))
+        error = [np.abs(x[mask].astype(int) - photo[mask]).mean() for x in (marked, out)]
+        if filled:
+            assert error[1] < error[0] / 2
+        else:
+            np.testing.assert_array_equal(out, marked)
 
 
 def test_registered_and_unmarked_mask_changes_nothing() -> None:
