@@ -2,7 +2,8 @@
 
 Medians over several runs after a warm-up, per image size and restoration mode. The input is a
 real photo (scikit-image's astronaut) with a translucent text mark, encoded as JPEG so decode is
-measured too. These machines are noisy: compare medians and ratios, not single runs.
+measured too; the full flow (the segmenter's mask) and the restoration alone on the mark's own
+mask (``given_mask``: the latency per masked megapixel whatever the segmenter finds). These machines are noisy: compare medians and ratios, not single runs.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pipeline import io
 from pipeline.remover import Remover
 
 
-def bench_image(size: int) -> bytes:
-    """A size×size JPEG of a real photo with a white, half-transparent text watermark."""
+def bench_mark(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A size×size real photo with a white, half-transparent text watermark, and the mark's mask."""
     from skimage import data
 
     photo = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_CUBIC)
@@ -36,9 +37,14 @@ def bench_image(size: int) -> bytes:
         cv2.putText(
             layer, text, org, cv2.FONT_HERSHEY_DUPLEX, 2.2 * scale, (255, 255, 255), max(1, int(5 * scale))
         )
-    alpha = (layer[..., :1] > 0) * 0.5
-    marked = (photo * (1 - alpha) + layer * alpha).astype(np.uint8)
-    return io.encode(marked, "jpeg", quality=92)
+    mark = layer.max(axis=2) > 0
+    alpha = mark[..., None] * 0.5
+    return (photo * (1 - alpha) + layer * alpha).astype(np.uint8), mark
+
+
+def bench_image(size: int) -> bytes:
+    """``bench_mark``'s photo as a JPEG, so decoding is measured too."""
+    return io.encode(bench_mark(size)[0], "jpeg", quality=92)
 
 
 def _median_ms(values: list[float]) -> float:
@@ -49,6 +55,7 @@ def run_bench(remover: Remover, sizes: list[int], runs: int, modes: list[str]) -
     results = []
     for size in sizes:
         data = bench_image(size)
+        mark = bench_mark(size)[1]
         for mode in modes:
             samples: dict[str, list[float]] = {}
             coverage = 0.0
@@ -69,6 +76,13 @@ def run_bench(remover: Remover, sizes: list[int], runs: int, modes: list[str]) -
                 coverage = result.coverage
             median = {k: _median_ms(v) for k, v in samples.items()}
             masked_mp = coverage * size * size / 1e6
+            # The restoration alone on the mark's own mask (a user's brush or the API's ``mask``):
+            # its cost per masked megapixel, whatever the segmenter finds on this photo.
+            given = [
+                remover.remove(io.decode(data).rgb, mark, inpainter=mode, seed=0).timings["inpaint"]
+                for _ in range(runs + 1)
+            ][1:]
+            given_mp = float(mark.mean()) * size * size / 1e6
             results.append(
                 {
                     "width": size,
@@ -80,6 +94,11 @@ def run_bench(remover: Remover, sizes: list[int], runs: int, modes: list[str]) -
                     "inpaint_ms_per_masked_mp": round(median["inpaint"] / masked_mp, 1)
                     if masked_mp
                     else None,
+                    "given_mask": {
+                        "mask_coverage": round(float(mark.mean()), 4),
+                        "inpaint_ms": _median_ms(given),
+                        "inpaint_ms_per_masked_mp": round(_median_ms(given) / given_mp, 1),
+                    },
                     "runs": runs,
                 }
             )

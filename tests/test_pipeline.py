@@ -157,3 +157,18 @@ def test_remover_leaves_a_photo_untouched_when_no_mark_is_found(
     np.testing.assert_array_equal(result.image, photo)
     loose = build_remover(segmenter=directory, inpainter="opencv", presence_threshold=0.0).remove(photo)
     assert loose.found and loose.mask.all()  # the same model without the decision repaints everything
+
+
+def test_bench_times_the_flow_and_the_restoration_on_the_marks_own_mask(tiny_segmenter_dir: Path) -> None:
+    """``markless bench`` reports per-stage medians and, on the mark's own mask, the restoration's cost
+    per masked megapixel, which does not depend on what the segmenter finds."""
+    from pipeline.bench import bench_mark, run_bench
+    from pipeline.factory import build_remover
+
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", extra_inpainters=("opencv",))
+    rows = run_bench(remover, [96], runs=1, modes=["opencv"])
+    row = rows[0]
+    assert {"decode", "segment", "encode", "total", "remove"} <= set(row["median_ms"])
+    mark = bench_mark(96)[1]
+    assert row["given_mask"]["mask_coverage"] == round(float(mark.mean()), 4) > 0
+    assert row["given_mask"]["inpaint_ms_per_masked_mp"] > 0
