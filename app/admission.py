@@ -27,11 +27,14 @@ from pipeline.service import RemovalService
 MP = 1_000_000
 FULL_RES_PASSES = 4.0  # decode, refine, composite, encode
 SEGMENT_PASSES = 4.0  # the network, per pixel it sees (its input is at most max_side²)
-INPAINT_PASSES: dict[str, float] = {"opencv": 4.0, "unblend": 4.0, "diffusion": 16.0, "restore": 20.0}
+INPAINT_PASSES: dict[str, float] = {"opencv": 4.0, "unblend": 4.0, "diffusion": 16.0, "restore": 24.0}
 """Passes per masked pixel of each restoration; an unknown one is assumed as costly as the worst.
 
-``restore`` fits and inverts each region, then fills what is left: ``markless bench`` measured its
-``inpaint_ms_per_masked_mp`` at 4.1-6.0x opencv's (512-2048 px, opencv fallback), so 5 x 4."""
+``restore`` fits and inverts each region, measures what a fill would cost beside each hole, then
+fills what is worth it: ``markless bench`` measured its ``inpaint_ms_per_masked_mp`` at 5.9x opencv's
+on the segmenter's mask (512 px, opencv fallback), so 6 x 4. On thin text masks given as they are
+(``given_mask``) the ratio reaches ~14x, but such masks are small: the estimate charges the largest
+mask allowed (``max_coverage``), where the blob-like ratio holds."""
 EXTRA_SEGMENT_PASSES: dict[str, int] = {"unblend": 1}
 """Whole segmenter passes a restoration adds: ``unblend`` re-checks its result with the segmenter,
 a cost of the image's size, not of the masked area (which is why the bench's per-masked-MP figure
