@@ -177,8 +177,9 @@ def fill_error(
     y1, x1 = min(y + h + reach, image.shape[0]), min(x + w + reach, image.shape[1])
     placed = np.zeros((y1 - y0, x1 - x0), np.uint8)
     placed[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = shape
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    ring = (cv2.dilate(placed, kernel) > 0) & ~blocked[y0:y1, x0:x1]
+    ring = (cv2.distanceTransform((placed == 0).astype(np.uint8), cv2.DIST_L2, 3) <= reach) & ~blocked[
+        y0:y1, x0:x1
+    ]
     if ring.sum() < 16:
         return None
     return float(image[y0:y1, x0:x1][ring].astype(np.float32).var(axis=0).sum() / 255.0**2)
@@ -199,8 +200,8 @@ def worth_filling(
     the mark's own error ``e_mark²``, filling it the fill's ``e_fill²`` (``fill_error``). The
     input departs from the fill by ``d² ≈ e_mark² + e_fill²`` (the two are independent), so
     filling pays when ``d² > 2·e_fill²``. A faint mark over texture is left as it is: the photo
-    then comes back no worse than it came. Where the fill's error cannot be measured (no room
-    beside the hole), the group is filled.
+    then comes back no worse than it came. Where the fill's error cannot be measured (no clean
+    photo around the hole at all), the group is filled.
     """
     kernel = np.ones((2 * group_px + 1, 2 * group_px + 1), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
