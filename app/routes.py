@@ -46,6 +46,7 @@ RESULT_HEADERS = (
     "X-Mask-Coverage",
     "X-Watermark-Found",
     "X-Watermark-Presence",
+    "X-Mark-Reason",
     "Server-Timing",
     "X-Seed",
     "X-Inpainter",
@@ -83,6 +84,10 @@ _TIMING_HEADERS: dict[str, Any] = {
     "X-Watermark-Presence": _header(
         "The segmenter's confidence, 0..1, that the photo carries a mark at all (when it has that head).",
         "number",
+    ),
+    "X-Mark-Reason": _header(
+        "With `mark=<id>`, when the photo came back untouched: why (the learned mark is not on it, or "
+        "only a fainter copy that inverting would make worse). Plain ASCII, at most 300 characters."
     ),
     "Server-Timing": _header(
         "Per-stage durations in ms: queue, decode, segment, refine, inpaint, composite, encode."
@@ -134,6 +139,7 @@ class _Output:
     seed: int | None = None
     found: bool = True
     presence: float | None = None
+    reason: str | None = None  # why a mark profile left the photo untouched
 
 
 def _read(upload: UploadFile) -> bytes:
@@ -177,6 +183,7 @@ def _remove_job(
         result.seed,
         found=result.found,
         presence=result.presence,
+        reason=None if result.found or not result.mark else str(result.mark.get("reason") or "") or None,
     )
 
 
@@ -233,6 +240,8 @@ def _result_headers(out: _Output, queued_s: float) -> dict[str, str]:
     }
     if out.presence is not None:
         headers["X-Watermark-Presence"] = f"{out.presence:.4f}"
+    if out.reason:
+        headers["X-Mark-Reason"] = out.reason.encode("ascii", "replace").decode()[:300]
     if out.inpainter:
         headers["X-Inpainter"] = out.inpainter
     if out.seed is not None:

@@ -75,12 +75,15 @@ def test_learn_get_remove_delete_round_trip(make_client, group) -> None:
         )
         assert out.status_code == 200, out.text
         assert psnr(decode(out.content).rgb, c) > psnr(m, c) + 10.0
+        assert "X-Mark-Reason" not in out.headers
     # a photo without the mark comes back untouched
     out = client.post(
         "/v1/remove", files={"image": ("u.png", encode_image(unmarked), "image/png")}, data={"mark": mark_id}
     )
     assert out.status_code == 200 and np.array_equal(decode(out.content).rgb, unmarked)
     assert float(out.headers["X-Mask-Coverage"]) == 0.0
+    assert out.headers["X-Watermark-Found"] == "false"
+    assert "untouched" in out.headers["X-Mark-Reason"] or "not found" in out.headers["X-Mark-Reason"]
 
     assert client.delete(f"/v1/marks/{mark_id}").status_code == 204
     for res in (client.get(f"/v1/marks/{mark_id}"), client.delete(f"/v1/marks/{mark_id}")):

@@ -136,6 +136,12 @@ async function removeAll() {
       const untouched = Number(response.headers.get("X-Mask-Coverage") || "0") === 0;
       link.textContent = untouched ? "Download (no mark found, unchanged)" : "Download";
       item.append(img, link);
+      const reason = response.headers.get("X-Mark-Reason");
+      if (untouched && reason) {
+        const why = document.createElement("small"); // why this photo was left as it was
+        why.textContent = reason;
+        item.append(why);
+      }
     } catch (error) {
       item.textContent = `${file.name}: ${error.message}`;
     }
