@@ -139,7 +139,7 @@ class _Output:
     seed: int | None = None
     found: bool = True
     presence: float | None = None
-    reason: str | None = None  # why a mark profile left the photo untouched
+    reason: str = ""  # why a mark profile left the photo untouched
 
 
 def _read(upload: UploadFile) -> bytes:
@@ -183,7 +183,7 @@ def _remove_job(
         result.seed,
         found=result.found,
         presence=result.presence,
-        reason=None if result.found or not result.mark else str(result.mark.get("reason") or "") or None,
+        reason="" if result.found else str((result.mark or {}).get("reason") or ""),
     )
 
 

@@ -207,8 +207,6 @@ def worth_filling(
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
         cv2.dilate(hole.astype(np.uint8), kernel), connectivity=8
     )
-    departure = ((image.astype(np.float32) - filled.astype(np.float32)) / 255.0) ** 2
-    departure = departure.sum(-1)
     blocked = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 3, 2 * radius + 3), np.uint8)) > 0
     fill = hole.copy()
     for k in range(1, n):
@@ -217,6 +215,11 @@ def worth_filling(
         if not group.any():
             continue
         error = fill_error(image, blocked, group.astype(np.uint8), (y, x), radius)
-        if error is not None and float(departure[y : y + h, x : x + w][group].mean()) <= 2.0 * error:
+        if error is None:
+            continue
+        diff = (
+            image[y : y + h, x : x + w][group].astype(np.float32) - filled[y : y + h, x : x + w][group]
+        ) / 255.0
+        if float((diff**2).sum(-1).mean()) <= 2.0 * error:
             fill[y : y + h, x : x + w] &= ~group
     return fill
