@@ -49,12 +49,12 @@ class ModelSettings(BaseModel):
         le=8192,
         description="Long side (px) the segmenter works at; larger photos are segmented downscaled.",
     )
-    threshold: Threshold = Field(0.5, description="Default mask probability threshold.")
+    threshold: Threshold = Field(0.4, description="Default mask probability threshold.")
     dilate: Dilate = Field(4, description="Default mask dilation in pixels.")
     presence_threshold: Presence = Field(
-        0.9,
+        0.8,
         description="Default no-mark decision: a photo the segmenter's presence head scores below this "
-        "gets no mask and comes back untouched (segmenters without that head always mask). 0.9 is the "
+        "gets no mask and comes back untouched (segmenters without that head always mask). 0.8 is the "
         "shipped segmenter's precision-first operating point (weights/segmenter/MODEL_CARD.md).",
     )
     min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")

@@ -250,7 +250,7 @@ def test_info_describes_models_limits_and_defaults(make_client: Callable[..., Te
     assert info["limits"]["max_body_bytes"] == 123_456
     assert info["limits"]["max_pixels"] == 1_000_000
     assert info["limits"]["max_queue"] == 3
-    assert info["defaults"]["threshold"] == 0.5
+    assert info["defaults"]["threshold"] == 0.4
     assert info["defaults"]["dilate"] == 4
     assert info["defaults"]["format"] == "webp"
     assert info["output_formats"] == ["png", "jpeg", "webp"]

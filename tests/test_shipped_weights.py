@@ -47,23 +47,31 @@ def _marked(photo: np.ndarray, text: str, opacity: float) -> tuple[np.ndarray, n
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
-def test_shipped_model_finds_a_mark_on_a_real_photo(name: str) -> None:
+def test_shipped_model_finds_marks_on_real_photos() -> None:
+    """A translucent text mark in a font the model never saw, on four real photos: the no-mark
+    decision lets at least three through (the issue's bar is 60 % found; the model is precision
+    first), each found mark is masked (F1 > 0.5) and removed (error in the mark halved), and no
+    clean photo gets a mask."""
     from skimage import data
 
-    photo = getattr(data, name)()
     remover = build_remover(inpainter="auto", device="cpu")
-    marked, truth = _marked(photo, "(c) SAMPLE", 0.5)
-    result = remover.remove(marked, seed=0)
-    mask, _ = remover.segment(marked, dilate=0)
-    tp = (mask & truth).sum()
-    f1 = 2 * tp / max(mask.sum() + truth.sum(), 1)
-    assert f1 > 0.5, f1
-    err_before = np.abs(marked[truth].astype(int) - photo[truth].astype(int)).mean()
-    err_after = np.abs(result.image[truth].astype(int) - photo[truth].astype(int)).mean()
-    assert err_after < err_before / 2
-    clean_mask, _ = remover.segment(photo, dilate=0)
-    assert clean_mask.mean() < 0.02  # does not fire on the clean photo
+    found = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        photo = getattr(data, name)()
+        marked, truth = _marked(photo, "(c) SAMPLE", 0.5)
+        clean_mask, _ = remover.segment(photo, dilate=0)
+        assert clean_mask.mean() < 0.02, name  # does not fire on the clean photo
+        result = remover.remove(marked, seed=0)
+        if not result.coverage:
+            continue  # the no-mark decision left it untouched
+        found.append(name)
+        mask, _ = remover.segment(marked, dilate=0)
+        f1 = 2 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1)
+        assert f1 > 0.5, (name, f1)
+        err_before = np.abs(marked[truth].astype(int) - photo[truth].astype(int)).mean()
+        err_after = np.abs(result.image[truth].astype(int) - photo[truth].astype(int)).mean()
+        assert err_after < err_before / 2, name
+    assert len(found) >= 3, found
 
 
 def _clean_real_photos(limit: int = 60) -> list[tuple[str, np.ndarray]]:
