@@ -52,9 +52,9 @@ class ModelSettings(BaseModel):
     threshold: Threshold = Field(0.4, description="Default mask probability threshold.")
     dilate: Dilate = Field(4, description="Default mask dilation in pixels.")
     presence_threshold: Presence = Field(
-        0.8,
+        0.9,
         description="Default no-mark decision: a photo the segmenter's presence head scores below this "
-        "gets no mask and comes back untouched (segmenters without that head always mask). 0.8 is the "
+        "gets no mask and comes back untouched (segmenters without that head always mask). 0.9 is the "
         "shipped segmenter's precision-first operating point (weights/segmenter/MODEL_CARD.md).",
     )
     min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")
