@@ -5,17 +5,21 @@ constant per region), and their opacity is a shape times a constant (α = α0·s
 and out, anti-aliased in a thin edge). So per region we estimate:
 
 1. a background ``B`` under the mask from its surroundings (fast marching fill);
-2. the mark's pixels: where ``J`` departs from ``B`` (the rest of a rough mask carries no mark);
+2. the mark's pixels (the rest of a rough mask carries no mark): a few guesses — where ``J``
+   departs from ``B``, or the mask shrunk by a few pixels — of which those whose outline steps
+   clearly more than the photo's own texture are each fitted (3, 4) and the best fit is kept;
 3. α0 and W jointly by linear least squares on ``J − B = α0·(W − B)``, weighted towards the
    mark's edges, where ``B`` (read from just outside) is the photo itself: that is the opacity and
    colour under which the recovered photo continues smoothly across the mark's boundary. When the
    background under the mark is one colour, α0 and W are not separable from ``J`` alone; a weak
    prior on W (the learned colour head, else the most saturated colour in the direction the mark
    moves the pixels) settles it, and then any pair on that line inverts to the same photo;
-4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection.
+4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection
+   near the outline and, deeper inside a wide shape (where texture swamps that test), from the
+   outline the fit explained.
 
-Every fit reports how much of ``J − B`` it explains on the pixels it was fitted to, and whether
-its inversion stays in gamut; callers fall back to inpainting where it does not hold.
+Every fit reports how much of its outline's step (above the photo's texture) it explains, and
+whether its inversion stays in gamut; callers fall back to inpainting where it does not hold.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class MarkFit:
     color: np.ndarray | None = None  # (3,) float32 in [0, 1]
     solid: np.ndarray | None = None  # bool: the mark at full opacity α0
     edge: np.ndarray | None = None  # bool: the anti-aliased rim around ``solid`` (no reliable α)
-    explained: float = 0.0  # weighted R² of the fit on its own pixels
+    explained: float = 0.0  # share of the outline's step above texture that the fit explains
+    removed: float = 0.0  # the step across the outline the inversion removes (RGB L1, 0..3)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class FitOptions:
     background_radius: int = 5
     min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
     flat_min_alpha: float = 0.75  # on a flat outline only a (near-)opaque guess is trusted: it is inpainted
+    max_shrink_px: int = 8  # how far a rough mask may extend past a wide mark (see ``_candidates``)
     min_alpha: float = 0.03  # opacity below which the outline shows no mark
     min_spread: float = (
         0.02  # std (0..1) of the mark's pixels along its outline below which the gain is not observable
@@ -192,37 +198,53 @@ def fit_marks(
     b = background(image, mask, opt.background_radius)
     flat_j = j.reshape(-1, 3)
     change = np.linalg.norm(j - b, axis=-1)
-    texture = _photo_step(flat_j, mask)
-    # Over a wide (rough) hole the fill misses texture, so "departs from B" catches clean pixels too:
-    # of a few thresholds keep the candidate set whose outline steps most above the photo's texture.
-    best, cand = 0.0, np.zeros_like(mask)
-    for k in (1.0, 2.0, 3.0):
-        trial = mask & (change > k * opt.min_change)
-        if trial.sum() < opt.min_pixels:
-            break
-        ratio = _outline_step(flat_j, trial, mask) / max(texture, 1e-6)
-        if ratio > best:
-            best, cand = ratio, trial
-    if best < opt.min_step_ratio:
-        return []  # the candidates' outline steps no more than the photo's own texture does
+    texture = _photo_step(flat_j, mask)  # at the fit's pair spacing
+    near = max(_photo_step(flat_j, mask, gap=1.0), 1e-6)  # at ``_outline_step``'s
+    scored = [(_outline_step(flat_j, t, mask) / near, t) for t in _candidates(mask, change, opt)]
+    kept = [t for ratio, t in sorted(scored, key=lambda rt: -rt[0]) if ratio >= opt.min_step_ratio]
+    if not kept:
+        return []  # no candidate's outline steps more than the photo's own texture does
+    # The few best-stepping guesses are each fitted; of the fits that hold, the one that removes the
+    # largest step across its outline wins (a guess that cuts through the mark fits a faint one).
+    fits = [_refine(image, j, b, flat_j, cand, mask, prior_color, opt, texture) for cand in kept[:3]]
+    good = [f for f in fits if f.ok]
+    if good:
+        return [max(good, key=lambda f: f.removed)]
+    failed = [(f, cand) for f, cand in zip(fits, kept, strict=False) if f.reason != NO_MARK]
+    if not failed:
+        return []
+    # Not explained: the inpainter gets the pixels that depart from their surroundings and the
+    # guess's shape (with a rim), not the rest of a rough mask.
+    fit, cand = failed[0]
+    departs = cand | (mask & (change > opt.min_change))
+    rim = cv2.dilate(departs.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mask
+    return [MarkFit(False, fit.reason, edge=rim)]
+
+
+def _refine(
+    image: np.ndarray,
+    j: np.ndarray,
+    b: np.ndarray,
+    flat_j: np.ndarray,
+    cand: np.ndarray,
+    mask: np.ndarray,
+    prior_color: np.ndarray | None,
+    opt: FitOptions,
+    texture: float,
+) -> MarkFit:
+    """Fit ``cand``, then refit on the shape the fit finds (a few rounds, until it stops changing)."""
     fit = MarkFit(False, "no fit")
     for _ in range(3):
-        fit = _fit_layer(j, b, flat_j, cand, mask, prior_color, opt)
-        if fit.reason == NO_MARK:
-            return []
+        fit = _fit_layer(j, b, flat_j, cand, mask, prior_color, opt, texture)
         if not fit.ok or fit.solid is None:
-            # Not explained: the inpainter gets the pixels that depart from their surroundings
-            # (and a rim), not the rest of a rough mask.
-            rim = cv2.dilate(cand.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mask
-            fit = MarkFit(False, fit.reason, edge=rim)
-            break
+            return fit
         nxt = fit.solid | fit.edge
         if np.array_equal(nxt, cand):
             break
         cand = nxt
         ring = cv2.dilate(cand.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & mask
         b = background(image, ring, opt.background_radius)
-    return [fit]
+    return fit
 
 
 def _fit_layer(
@@ -233,8 +255,14 @@ def _fit_layer(
     mask: np.ndarray,
     prior_color: np.ndarray | None,
     opt: FitOptions,
+    texture: float,
 ) -> MarkFit:
-    """(α0, W) from the pairs across ``cand``'s outline; the solid shape and rim from them."""
+    """(α0, W) from the pairs across ``cand``'s outline; the solid shape and rim from them.
+
+    ``texture``: the step between clean photo pixels as far apart as the pairs are. The fit is
+    judged on the share of the step *above* it that it explains: no fit can predict the photo's
+    own texture across the outline, and on a textured photo that texture would otherwise hide a
+    correct fit."""
     p, q = boundary_pairs(cand, ~cand | ~mask)
     if len(p) < opt.min_pixels:
         p, q = boundary_pairs(cand, ~cand | ~mask, gap=1.0)
@@ -257,14 +285,17 @@ def _fit_layer(
     if not opt.min_alpha < alpha0 <= 1.0:
         return MarkFit(False, f"opacity {alpha0:.2f} out of range")
     color = np.clip(-d / (c - 1.0), 0.0, 1.0).astype(np.float32)
-    before = np.abs(y - x).mean()
-    after = np.abs(y - (c * x + d)).mean()
-    explained = 1.0 - after / max(before, 1e-6)
-    recovered = j * c + d.astype(np.float32)
-    # A pixel carries the mark when its inversion sits closer to the photo around it than it does.
-    marked = np.linalg.norm(recovered - b, axis=-1) < np.linalg.norm(j - b, axis=-1)
-    solid = mask & marked & (projected_alpha(j, b, color) > opt.solid_ratio * alpha0)
+    before = float(np.abs(y - x).sum(1).mean())
+    after = float(np.abs(y - (c * x + d)).sum(1).mean())
+    floor = min(texture, 0.9 * before)  # the part of the step no fit can explain
+    explained = 1.0 - max(after - floor, 0.0) / max(before - floor, 1e-6)
+    solid = _carries_mark(j, b, c, d, color, alpha0, opt) & mask
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+    # Inside a wide shape, texture makes that per-pixel test a coin toss (B is only a smooth, often
+    # biased guess deep in a wide hole): there the outline the fit explained decides, and the shape's
+    # interior is the mark (inversion that leaves the gamut still goes to the inpainter).
+    k = 2 * WIDE_PX + 1
+    solid |= cv2.erode(cand.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
     if solid.sum() < opt.min_pixels:
         return MarkFit(False, "no solid mark")
     if explained < opt.min_explained:
@@ -272,7 +303,45 @@ def _fit_layer(
     k = 2 * opt.edge_px + 1
     grown = cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
     edge = mask & grown & ~solid
-    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained))
+    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
+
+
+WIDE_PX = 3
+"""Pixels this far inside a fitted candidate's outline are the mark's interior (``_fit_layer``)."""
+
+
+def _carries_mark(
+    j: np.ndarray, b: np.ndarray, c: float, d: np.ndarray, color: np.ndarray, alpha0: float, opt: FitOptions
+) -> np.ndarray:
+    """Pixels whose inversion sits closer to the photo around them than they do, and whose step from
+    it points at the mark's colour with most of its opacity (the solid shape, not its rim)."""
+    recovered = j * c + d.astype(np.float32)
+    closer = np.linalg.norm(recovered - b, axis=-1) < np.linalg.norm(j - b, axis=-1)
+    return closer & (projected_alpha(j, b, color) > opt.solid_ratio * alpha0)
+
+
+def _candidates(mask: np.ndarray, change: np.ndarray, opt: FitOptions) -> list[np.ndarray]:
+    """Guesses of the marked pixels inside ``mask``; the caller keeps the one whose outline steps most.
+
+    Pixels that depart from the fill of their surroundings (at a few thresholds) find a mark of
+    any shape inside a rough mask; but over a wide hole the fill misses texture, so on textured
+    photo that set speckles. The mask shrunk by a few pixels finds a wide mark that a brush
+    stroke or a dilation grew evenly (and, shrunk by nothing, a mask that is exact)."""
+    found = []
+    for k in (1.0, 2.0, 3.0):
+        trial = mask & (change > k * opt.min_change)
+        if trial.sum() < opt.min_pixels:
+            break
+        found.append(trial)
+    m = mask.astype(np.uint8)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    for r in range(opt.max_shrink_px + 1):
+        if r:
+            m = cv2.erode(m, disk)
+        if m.sum() < opt.min_pixels:
+            break
+        found.append(m.astype(bool))
+    return found
 
 
 def _outline_step(flat_j: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> float:
@@ -281,10 +350,11 @@ def _outline_step(flat_j: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> f
     return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
 
 
-def _photo_step(flat_j: np.ndarray, mask: np.ndarray) -> float:
-    """The same step measured between unmasked photo pixels just around the mask: texture's share."""
+def _photo_step(flat_j: np.ndarray, mask: np.ndarray, gap: float = 2.0) -> float:
+    """The same step, pairs as far apart (``gap``), between unmasked photo pixels just around the
+    mask: texture's share."""
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
-    p, q = boundary_pairs(grown, ~grown)
+    p, q = boundary_pairs(grown, ~grown, gap=gap)
     return float(np.abs(flat_j[p] - flat_j[q]).sum(1).mean()) if len(p) else 0.0
 
 
