@@ -201,12 +201,15 @@ def fit_marks(
     texture = _photo_step(flat_j, mask)  # at the fit's pair spacing
     near = max(_photo_step(flat_j, mask, gap=1.0), 1e-6)  # at ``_outline_step``'s
     scored = [(_outline_step(flat_j, t, mask) / near, t) for t in _candidates(mask, change, opt)]
-    kept = [t for ratio, t in sorted(scored, key=lambda rt: -rt[0]) if ratio >= opt.min_step_ratio]
+    kept: list[np.ndarray] = []
+    for ratio, t in sorted(scored, key=lambda rt: -rt[0]):
+        if ratio >= opt.min_step_ratio and len(kept) < 3 and all(_iou(t, k) < 0.9 for k in kept):
+            kept.append(t)  # near-copies of a guess already kept would cost a fit and add nothing
     if not kept:
         return []  # no candidate's outline steps more than the photo's own texture does
     # The few best-stepping guesses are each fitted; of the fits that hold, the one that removes the
     # largest step across its outline wins (a guess that cuts through the mark fits a faint one).
-    fits = [_refine(image, j, b, flat_j, cand, mask, prior_color, opt, texture) for cand in kept[:3]]
+    fits = [_refine(j, b, flat_j, cand, mask, prior_color, opt, texture) for cand in kept]
     good = [f for f in fits if f.ok]
     if good:
         return [max(good, key=lambda f: f.removed)]
@@ -222,7 +225,6 @@ def fit_marks(
 
 
 def _refine(
-    image: np.ndarray,
     j: np.ndarray,
     b: np.ndarray,
     flat_j: np.ndarray,
@@ -232,7 +234,10 @@ def _refine(
     opt: FitOptions,
     texture: float,
 ) -> MarkFit:
-    """Fit ``cand``, then refit on the shape the fit finds (a few rounds, until it stops changing)."""
+    """Fit ``cand``, then refit on the shape the fit finds (a few rounds, until it stops changing).
+
+    ``b`` stays the fill over the whole mask: filling again over each refined shape cost most of
+    the time and did not help (restoration set: 40.03 → 40.18 dB exact, 37.03 → 37.01 rough)."""
     fit = MarkFit(False, "no fit")
     for _ in range(3):
         fit = _fit_layer(j, b, flat_j, cand, mask, prior_color, opt, texture)
@@ -242,8 +247,6 @@ def _refine(
         if np.array_equal(nxt, cand):
             break
         cand = nxt
-        ring = cv2.dilate(cand.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & mask
-        b = background(image, ring, opt.background_radius)
     return fit
 
 
@@ -342,6 +345,10 @@ def _candidates(mask: np.ndarray, change: np.ndarray, opt: FitOptions) -> list[n
             break
         found.append(m.astype(bool))
     return found
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
 
 
 def _outline_step(flat_j: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> float:
