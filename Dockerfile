@@ -43,7 +43,7 @@ COPY app ./app
 COPY models ./models
 COPY pipeline ./pipeline
 # The import check fails the build on a broken wheel set; the GUI OpenCV build (X11/GL libraries
-# the CUDA base does not have) must never sneak in next to opencv-python-headless.
+# the CUDA base does not have) must never sneak in next to opencv-contrib-python-headless.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv pip install --python /opt/venv/bin/python --no-deps . \
     && /opt/venv/bin/python -c "import cv2, diffusers, segmentation_models_pytorch, torch; print(torch.__version__, torch.version.cuda, cv2.__version__)" \

@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	# A venv made before the contrib OpenCV build was required still has the plain one, which shares
+	# the cv2 package: remove it and lay the required build down again.
+	if $(BIN)/python -m pip show --quiet opencv-python-headless 2>/dev/null; then \
+	  $(BIN)/python -m pip uninstall --quiet --yes opencv-python-headless && \
+	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "$$($(BIN)/python -c \
+	    "import importlib.metadata as m; print(next(r for r in m.requires('markless') if r.startswith('opencv')))")"; \
+	fi
 	touch $(STAMP)
 
 serve: install

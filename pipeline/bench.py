@@ -124,7 +124,13 @@ def environment(remover: Remover) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {},
     }
-    for pkg in ("torch", "segmentation-models-pytorch", "diffusers", "opencv-python-headless", "numpy"):
+    for pkg in (
+        "torch",
+        "segmentation-models-pytorch",
+        "diffusers",
+        "opencv-contrib-python-headless",
+        "numpy",
+    ):
         try:
             info["versions"][pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

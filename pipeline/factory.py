@@ -99,10 +99,8 @@ def build_remover(
             fallback=inpainters.get("diffusion", inpainters["opencv"]),
             verifier=lambda image: detector.predict(image).prob,
         )
-    if "restore" in wanted:
-        inpainters["restore"] = build_inpainter(
-            "restore", fallback=inpainters.get("diffusion", inpainters["opencv"])
-        )
+    if "restore" in wanted:  # its fill: diffusion when configured, else OpenCV with the texture fill
+        inpainters["restore"] = build_inpainter("restore", fallback=inpainters.get("diffusion"))
     refiner = MaskRefiner(
         threshold=cfg.threshold,
         min_area=cfg.min_area,

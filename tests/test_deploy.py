@@ -129,8 +129,8 @@ def test_image_env_uses_the_model_volume_offline(
 def test_only_headless_opencv_is_a_dependency() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[\[=<>~! ]", d, maxsplit=1)[0].lower() for d in deps}
-    assert "opencv-python-headless" in names
-    assert not names & {"opencv-python", "opencv-contrib-python"}
+    assert "opencv-contrib-python-headless" in names  # headless, with contrib's xphoto (texture fill)
+    assert not names & {"opencv-python", "opencv-contrib-python", "opencv-python-headless"}
 
 
 def test_dockerignore_keeps_what_the_image_copies(dockerfile: Instructions) -> None:

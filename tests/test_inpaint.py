@@ -269,6 +269,34 @@ def test_opencv_restores_a_smooth_background() -> None:
     assert error < 3.0  # the bar itself was ~130 levels off
 
 
+def _stripes(h: int = 160, w: int = 200) -> np.ndarray:
+    """Texture a smooth fill cannot continue: diagonal stripes with a 9-px period."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    v = 128 + 90 * np.sin(2 * np.pi * (xx + 0.5 * yy) / 9.0)
+    return np.stack([v, 0.6 * v + 40, 255 - v], -1).clip(0, 255).astype(np.uint8)
+
+
+def test_fsr_continues_texture_in_a_wide_hole_and_leaves_thin_ones_to_telea() -> None:
+    clean = _stripes()
+    wide = box_mask(clean.shape[:2], (70, 50, 110, 90))
+    thin = box_mask(clean.shape[:2], (20, 130, 180, 132))  # a 2-px stroke
+    marked = clean.copy()
+    marked[wide | thin] = 255
+    request = InpaintRequest(image=marked, mask=wide | thin)
+    fsr = build_inpainter("opencv", method="fsr").inpaint(request)
+    telea = build_inpainter("opencv").inpaint(request)
+    err = {
+        name: np.abs(out[wide].astype(int) - clean[wide]).mean()
+        for name, out in (("fsr", fsr), ("telea", telea))
+    }
+    assert err["fsr"] < err["telea"] / 2  # the stripes go on through the hole
+    np.testing.assert_array_equal(fsr[thin], telea[thin])
+    np.testing.assert_array_equal(fsr[~(wide | thin)], marked[~(wide | thin)])
+    # over the pixel budget the request gets Telea alone: time stays bounded
+    capped = build_inpainter("opencv", method="fsr", fsr_max_pixels=100).inpaint(request)
+    np.testing.assert_array_equal(capped, telea)
+
+
 @pytest.mark.parametrize(("kwargs"), [{"method": "fast"}, {"radius": 0}, {"radius": 1000}])
 def test_opencv_rejects_bad_options(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidParameterError):

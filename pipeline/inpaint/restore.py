@@ -36,7 +36,7 @@ class RestoreInpainter:
 
     def __init__(
         self,
-        fallback: Inpainter | str = "opencv",
+        fallback: Inpainter | str | None = None,
         *,
         alpha_ceiling: float = 0.75,
         context_px: int = 12,
@@ -45,6 +45,9 @@ class RestoreInpainter:
     ) -> None:
         if not 0.0 < alpha_ceiling <= 1.0 or context_px < 2 or fill_margin < 2.0:
             raise InvalidParameterError("need 0 < alpha_ceiling <= 1, context_px >= 2 and fill_margin >= 2")
+        # Default: OpenCV with the texture fill on a hole's wide parts (opaque cores, failed fits).
+        if fallback is None:
+            fallback = build_inpainter("opencv", method="fsr")
         self.fallback = build_inpainter(fallback) if isinstance(fallback, str) else fallback
         self.alpha_ceiling = alpha_ceiling
         self.context_px = context_px
