@@ -58,6 +58,14 @@ class ModelSettings(BaseModel):
         "shipped segmenter's precision-first operating point (weights/segmenter/MODEL_CARD.md).",
     )
     min_area: int = Field(16, ge=0, description="Mask components smaller than this (px) are dropped.")
+    texture_fill_max_pixels: int = Field(
+        8_000,
+        ge=0,
+        le=10_000_000,
+        description="Largest wide hole area (px per request) that restore's CPU fill gives the texture "
+        "fill (OpenCV FSR, ~0.14 s per 1 000 px); beyond it Telea alone, so the time stays bounded. "
+        "0 turns it off.",
+    )
     max_mask_coverage: float = Field(
         MAX_MASK_COVERAGE,
         gt=0.0,

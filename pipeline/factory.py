@@ -100,7 +100,10 @@ def build_remover(
             verifier=lambda image: detector.predict(image).prob,
         )
     if "restore" in wanted:  # its fill: diffusion when configured, else OpenCV with the texture fill
-        inpainters["restore"] = build_inpainter("restore", fallback=inpainters.get("diffusion"))
+        fill = inpainters.get("diffusion") or build_inpainter(
+            "opencv", method="fsr", fsr_max_pixels=cfg.texture_fill_max_pixels
+        )
+        inpainters["restore"] = build_inpainter("restore", fallback=fill)
     refiner = MaskRefiner(
         threshold=cfg.threshold,
         min_area=cfg.min_area,

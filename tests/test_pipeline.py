@@ -10,6 +10,7 @@ import pytest
 from models import WatermarkSegmenter, build_segmenter
 from pipeline.errors import InvalidMaskError, InvalidParameterError, ModelNotAvailableError
 from pipeline.factory import build_remover, resolve_inpainter_name
+from pipeline.inpaint.opencv import OpenCVInpainter
 from pipeline.masks import MaskRefiner
 from pipeline.options import SegmentOptions
 from pipeline.segment import Segmenter
@@ -75,6 +76,15 @@ def test_auto_picks_restore() -> None:
     assert resolve_inpainter_name("auto", diffusion_model=None, device="cpu", heads=("mask",)) == "restore"
     assert resolve_inpainter_name("auto", diffusion_model="x", device="cuda", heads=("mask",)) == "restore"
     assert resolve_inpainter_name("opencv", diffusion_model="x", device="cuda") == "opencv"
+
+
+def test_restore_fills_with_the_texture_fill_under_its_configured_budget(tiny_segmenter_dir: Path) -> None:
+    remover = build_remover(segmenter=tiny_segmenter_dir, texture_fill_max_pixels=1234)
+    fill = remover.inpainters["restore"].fallback  # type: ignore[attr-defined]
+    assert isinstance(fill, OpenCVInpainter)
+    assert (fill.method, fill.fsr_max_pixels) == ("fsr", 1234)
+    with pytest.raises(InvalidParameterError, match="texture_fill_max_pixels"):
+        build_remover(segmenter=tiny_segmenter_dir, texture_fill_max_pixels=-1)
 
 
 @pytest.mark.parametrize("inpainter", ["opencv", "unblend", "restore"])

@@ -53,6 +53,7 @@ class RestoreInpainter:
         self.context_px = context_px
         self.options = options or FitOptions()
         self.probe_radius = 3  # the Telea radius that measures what a fill costs (``fill_error``)
+        self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
 
     def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -124,8 +125,13 @@ class RestoreInpainter:
         filled = self.fallback.inpaint(InpaintRequest(image=recovered, mask=hole, options=request.options))
         out = np.where(hole[..., None], filled, recovered).astype(np.uint8)
         checkpoint()
+        # The decision compares like with like: the probes that measure a fill's error use Telea, so
+        # the input's departure from a fill is read against a Telea fill too. A texture-making fill
+        # (FSR, diffusion) departs from any input by its invented texture as well, which would pass
+        # for mark and tip the decision towards filling.
+        reference = self._probe_fill.inpaint(InpaintRequest(image=recovered, mask=hole))
         leave = hole & ~worth_filling(
-            request.image, request.mask, hole, filled, radius=self.probe_radius, margin=self.fill_margin
+            request.image, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
         )
         out[leave] = request.image[leave]
         return out
