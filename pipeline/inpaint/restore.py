@@ -13,6 +13,9 @@ Then, inside the mask:
   as they were;
 - a hole whose mark is fainter than the fill's own error stays as it was too: filling it would
   make the photo worse than the mark does (``worth_filling``).
+
+The fill is diffusion when one is configured, else OpenCV: Telea on thin parts, frequency-selective
+reconstruction (texture continued) on wide ones, within a pixel budget.
 """
 
 from __future__ import annotations
