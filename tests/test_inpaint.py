@@ -297,7 +297,9 @@ def test_fsr_continues_texture_in_a_wide_hole_and_leaves_thin_ones_to_telea() ->
     np.testing.assert_array_equal(capped, telea)
 
 
-@pytest.mark.parametrize(("kwargs"), [{"method": "fast"}, {"radius": 0}, {"radius": 1000}])
+@pytest.mark.parametrize(
+    ("kwargs"), [{"method": "fast"}, {"radius": 0}, {"radius": 1000}, {"method": "fsr", "fsr_max_pixels": -1}]
+)
 def test_opencv_rejects_bad_options(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidParameterError):
         build_inpainter("opencv", **kwargs)

@@ -21,8 +21,8 @@ Method = Literal["telea", "ns", "fsr"]
 MAX_RADIUS = 64
 THICK_PX = 2
 """A hole part at least this far from its edge somewhere (≥ 4 px across) gets the texture fill
-(restoration set, restore's fill with Telea / FSR on parts ≥ 4 px / ≥ 6 px / everywhere, exact
-masks: 40.18 / 40.65 / 40.33 / 40.73 dB; everywhere cost 10× the time on thin rims)."""
+(restoration set, exact masks, no pixel budget: restore's fill with Telea / FSR on parts ≥ 4 px /
+≥ 6 px / everywhere 40.18 / 40.65 / 40.33 / 40.73 dB; everywhere cost 10× the time on thin rims)."""
 
 
 def thick_parts(hole: np.ndarray, depth: int) -> np.ndarray:
@@ -57,6 +57,8 @@ class OpenCVInpainter:
             raise InvalidParameterError(f"opencv method must be one of {sorted(self._FLAGS)}, got {method!r}")
         if not 1 <= int(radius) <= MAX_RADIUS:
             raise InvalidParameterError(f"opencv radius must be in [1, {MAX_RADIUS}] px, got {radius}")
+        if int(fsr_max_pixels) < 0:
+            raise InvalidParameterError(f"fsr_max_pixels must be >= 0, got {fsr_max_pixels}")
         self.method: Method = method
         self.radius = int(radius)
         # Beyond it (FSR costs ~140 s per megapixel of hole) Telea alone: MARKLESS_TEXTURE_FILL_MAX_PIXELS.
