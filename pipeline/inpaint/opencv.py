@@ -48,7 +48,12 @@ class OpenCVInpainter:
     """
 
     name = "opencv"
-    _FLAGS: ClassVar[dict[str, int]] = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS, "fsr": -1}
+    # ``fsr``: Telea everywhere first, then the texture fill over the wide parts (``fill``).
+    _FLAGS: ClassVar[dict[str, int]] = {
+        "telea": cv2.INPAINT_TELEA,
+        "ns": cv2.INPAINT_NS,
+        "fsr": cv2.INPAINT_TELEA,
+    }
 
     def __init__(self, method: Method = "telea", radius: int = 3, fsr_max_pixels: int = 8_000) -> None:
         # radius 3: cost grows with radius² per masked pixel; 5 doubled the time on large masks
@@ -70,17 +75,13 @@ class OpenCVInpainter:
         """Crop margin: the neighbourhood the algorithms read plus slack for their gradients."""
         return 32 if self.method == "fsr" else 2 * self.radius + 2  # FSR models 32² blocks of texture
 
-    def fill(self, crop: np.ndarray, mask: np.ndarray, texture: bool | None = None) -> np.ndarray:
+    def fill(self, crop: np.ndarray, mask: np.ndarray, texture: bool = False) -> np.ndarray:
         """Inpaint one crop (uint8 RGB, bool mask); channel order does not matter to OpenCV.
 
-        ``texture``: give the wide parts the FSR fill (default: when the method is ``fsr``)."""
+        ``texture``: give the wide parts the FSR fill (``inpaint`` decides, from the budget)."""
         hole = mask.astype(np.uint8)
-        out = cv2.inpaint(
-            crop, hole, float(self.radius), cv2.INPAINT_TELEA if self.method == "fsr" else self._flag
-        )
-        thick = (
-            thick_parts(hole, THICK_PX) if (self.method == "fsr" if texture is None else texture) else None
-        )
+        out = cv2.inpaint(crop, hole, float(self.radius), self._flag)
+        thick = thick_parts(hole, THICK_PX) if texture else None
         if thick is not None and thick.any():
             # Frequency-selective reconstruction (contrib ``xphoto``) continues texture, not just
             # colour, where a hole is wide enough for that to matter. It costs per 16² block the hole
