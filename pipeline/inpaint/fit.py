@@ -61,6 +61,11 @@ class FitOptions:
     background_radius: int = 5
     min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
     flat_min_alpha: float = 0.75  # on a flat outline only a (near-)opaque guess is trusted: it is inpainted
+    # A translucent guess on such an outline is off by up to ~3× either way (restoration set); where
+    # the fill does not pay, the mark is inverted with the guess shrunk by this factor: inverting
+    # with α' removes part of a mark of α0 when α' < α0 and overshoots when α' > α0, and 0.6 keeps
+    # the worst relative error over α0 ∈ [α/3, 3α] least (minimax; 1 − 0.6/3 = 3·0.6 − 1 = 0.8).
+    guess_shrink: float = 0.6
     max_shrink_px: int = 8  # how far a rough mask may extend past a wide mark (see ``_candidates``)
     min_alpha: float = 0.03  # opacity below which the outline shows no mark
     min_spread: float = (
@@ -237,7 +242,7 @@ def fit_marks(
     fit, cand = failed[0]
     departs = cand | (mask & (change > opt.min_change))
     rim = cv2.dilate(departs.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mask
-    return [MarkFit(False, fit.reason, edge=rim)]
+    return [MarkFit(False, fit.reason, fit.alpha0, fit.color, solid=fit.solid, edge=rim)]
 
 
 def _fit_layer(
@@ -266,10 +271,18 @@ def _fit_layer(
     if spread < opt.min_spread or c <= 1.0:
         # A flat photo along the outline: the gain is not observable, only J − B's direction is.
         prior = _prior_color(j, b, cand, prior_color)
-        alpha0, color, _ = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
+        alpha0, color, r2 = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
         alpha0 = float(np.clip(alpha0, 0.0, 1.0))
         if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
-            return MarkFit(False, f"opacity not observable on a flat outline (guess {alpha0:.2f})")
+            reason = f"opacity not observable on the outline (guess {alpha0:.2f})"
+            if alpha0 <= opt.min_alpha or r2 < opt.min_explained:  # no consistent shift: no guess
+                return MarkFit(False, reason)
+            alpha0 *= opt.guess_shrink
+            # The guess still goes with the fit: where the fill would not pay, inverting with it
+            # beats leaving the mark (``RestoreInpainter``).
+            c = 1.0 / (1.0 - alpha0)
+            guessed = _carries_mark(j, b, c, -alpha0 * c * color, color, alpha0, opt) & cand & mask
+            return MarkFit(False, reason, alpha0, color, solid=guessed)
         c = 1.0 / max(1.0 - alpha0, 1e-3)
         d = y.mean(0) - c * x.mean(0)
     alpha0 = 1.0 - 1.0 / c

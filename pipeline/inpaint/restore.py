@@ -11,8 +11,10 @@ Then, inside the mask:
   sees the recovered pixels as context;
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
-- a hole whose mark is fainter than the fill's own error stays as it was too: filling it would
-  make the photo worse than the mark does (``worth_filling``).
+- a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
+  photo worse than the mark does (``worth_filling``). It stays as it was, or, where the fit saw a
+  consistent shift towards one colour but could not read its opacity from the outline, it is
+  inverted with a cautious (shrunk) guess of that opacity, which takes part of the mark off.
 
 The fill is diffusion when one is configured, else OpenCV: Telea on thin parts, frequency-selective
 reconstruction (texture continued) on wide ones, within a pixel budget.
@@ -59,11 +61,14 @@ class RestoreInpainter:
         self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
 
-    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """The recovered image (inverted where fits hold), the hole left for the inpainter, and one
-        line per region saying what was done (for logs and evaluation)."""
+    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """The recovered image (inverted where fits hold), the hole left for the inpainter, what a
+        hole pixel keeps when its fill would not pay (the input, or its inversion with an opacity
+        guessed where the fit could not observe it), and one line per region saying what was done
+        (for logs and evaluation)."""
         image, mask = request.image, request.mask
         out = image.copy()
+        kept = image.copy()
         hole = np.zeros_like(mask)
         notes: list[str] = []
         for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
@@ -80,6 +85,11 @@ class RestoreInpainter:
             if failed is not None:  # a mark we cannot explain: inpaint what departs from its surroundings
                 hole[y0:y1, x0:x1] |= own if fits[0].edge is None else fits[0].edge & own
                 notes.append(f"{region.bbox}: {failed}")
+                guess = fits[0]
+                if guess.solid is not None and guess.color is not None:
+                    pixels, outside = self._invert(crop, guess.alpha0, guess.color)
+                    inside = guess.solid & own & ~outside
+                    kept[y0:y1, x0:x1][inside] = pixels[inside]
                 continue
             recovered, region_hole, note = self._apply(crop, fits, own)
             if region_hole is None:
@@ -88,7 +98,7 @@ class RestoreInpainter:
                 out[y0:y1, x0:x1][own] = recovered[own]
                 hole[y0:y1, x0:x1] |= region_hole
             notes.append(f"{region.bbox}: {note}")
-        return out, hole & mask, notes
+        return out, hole & mask, kept, notes
 
     def _apply(
         self, crop: np.ndarray, fits: list[MarkFit], own: np.ndarray
@@ -96,7 +106,6 @@ class RestoreInpainter:
         """Invert each fitted layer of one region; the hole it leaves (None: inpaint it whole)."""
         out = crop.copy()
         hole = np.zeros_like(own)
-        tol = self.options.gamut_tolerance
         notes = []
         for fit in fits:
             if not fit.ok:  # a later layer nobody could explain: inpaint just its pixels
@@ -110,18 +119,24 @@ class RestoreInpainter:
                 hole |= cv2.dilate(solid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & own
                 notes.append(f"opaque α0 {fit.alpha0:.2f}")
                 continue
-            recovered = invert(crop, fit.alpha0, fit.color)
-            outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
+            pixels, outside = self._invert(crop, fit.alpha0, fit.color)
+            outside &= solid
             if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
                 return out, None, "inversion out of gamut"
-            pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
             out[solid] = pixels[solid]
             hole |= outside
             notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
         return out, hole, "; ".join(notes)
 
+    def _invert(self, crop: np.ndarray, alpha0: float, color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The crop with the blend inverted (uint8, clipped) and where it left the gamut."""
+        recovered = invert(crop, alpha0, color)
+        tol = self.options.gamut_tolerance
+        outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1)
+        return np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8), outside
+
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
-        recovered, hole, _ = self.plan(request)
+        recovered, hole, kept, _ = self.plan(request)
         if not hole.any():
             return recovered
         checkpoint()  # between the inversion and the fill, the fallback's own cost still ahead
@@ -134,9 +149,9 @@ class RestoreInpainter:
         # for mark and tip the decision towards filling.
         reference = self._probe_fill.inpaint(InpaintRequest(image=recovered, mask=hole))
         leave = hole & ~worth_filling(
-            request.image, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
+            kept, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
         )
-        out[leave] = request.image[leave]
+        out[leave] = kept[leave]
         return out
 
 
