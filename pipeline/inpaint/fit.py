@@ -270,19 +270,10 @@ def _fit_layer(
     c, d, spread = affine_fit(x, y)
     if spread < opt.min_spread or c <= 1.0:
         # A flat photo along the outline: the gain is not observable, only J − B's direction is.
-        prior = _prior_color(j, b, cand, prior_color)
-        alpha0, color, r2 = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
-        alpha0 = float(np.clip(alpha0, 0.0, 1.0))
+        guess = _shift_guess(j, b, cand, prior_color, opt)
+        alpha0 = guess[0]
         if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
-            reason = f"opacity not observable on the outline (guess {alpha0:.2f})"
-            if alpha0 <= opt.min_alpha or r2 < opt.min_explained:  # no consistent shift: no guess
-                return MarkFit(False, reason)
-            alpha0 *= opt.guess_shrink
-            # The guess still goes with the fit: where the fill would not pay, inverting with it
-            # beats leaving the mark (``RestoreInpainter``).
-            c = 1.0 / (1.0 - alpha0)
-            guessed = _carries_mark(j, b, c, -alpha0 * c * color, color, alpha0, opt) & cand & mask
-            return MarkFit(False, reason, alpha0, color, solid=guessed)
+            return _unobserved(j, b, cand, mask, guess, opt, "opacity not observable on the outline")
         c = 1.0 / max(1.0 - alpha0, 1e-3)
         d = y.mean(0) - c * x.mean(0)
     alpha0 = 1.0 - 1.0 / c
@@ -305,11 +296,46 @@ def _fit_layer(
     if solid.sum() < opt.min_pixels:
         return MarkFit(False, "no solid mark")
     if explained < opt.min_explained:
-        return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
+        guess = _shift_guess(j, b, cand, prior_color, opt)
+        return _unobserved(
+            j, b, cand, mask, guess, opt, f"fit explains {explained:.2f} of the outline's step"
+        )
     k = 2 * opt.edge_px + 1
     grown = cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
     edge = mask & grown & ~solid
     return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
+
+
+def _shift_guess(
+    j: np.ndarray, b: np.ndarray, cand: np.ndarray, prior_color: np.ndarray | None, opt: FitOptions
+) -> tuple[float, np.ndarray, float]:
+    """(α0, W, R²) from the direction the mark moves its pixels off the fill ``b`` (``solve_blend``
+    with the colour prior): all there is where the outline does not show the opacity."""
+    prior = _prior_color(j, b, cand, prior_color)
+    alpha0, color, r2 = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
+    return float(np.clip(alpha0, 0.0, 1.0)), color, r2
+
+
+def _unobserved(
+    j: np.ndarray,
+    b: np.ndarray,
+    cand: np.ndarray,
+    mask: np.ndarray,
+    guess: tuple[float, np.ndarray, float],
+    opt: FitOptions,
+    reason: str,
+) -> MarkFit:
+    """A fit that does not hold, carrying the shift guess (shrunk, ``FitOptions.guess_shrink``) and
+    the pixels it marks when the shift is consistent: where the fill would not pay, inverting with
+    it beats leaving the mark (``RestoreInpainter``)."""
+    alpha0, color, r2 = guess
+    reason = f"{reason} (guess {alpha0:.2f})"
+    if alpha0 <= opt.min_alpha or r2 < opt.min_explained:  # no consistent shift: no guess
+        return MarkFit(False, reason)
+    alpha0 *= opt.guess_shrink
+    c = 1.0 / (1.0 - alpha0)
+    marked = _carries_mark(j, b, c, -alpha0 * c * color, color, alpha0, opt) & cand & mask
+    return MarkFit(False, reason, alpha0, color, solid=marked)
 
 
 WIDE_PX = 3
