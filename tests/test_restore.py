@@ -204,22 +204,24 @@ def test_an_unobservable_opacity_is_guessed_shrunk_where_the_fill_would_not_pay(
     """The photo is busier under the mark than around it, so the outline's spreads say nothing of
     the opacity, and a fill of the wide plate over that texture would not pay. The guess from the
     direction the mark moves the pixels, shrunk (it may be off either way), still takes part of the
-    mark off; nothing outside the mask changes. A clean photo under the same mask stays as it is."""
+    mark off, by inversion, not by the fill; nothing outside the mask changes. A clean photo under
+    the same mask stays as it is."""
     rng = np.random.default_rng(4)
     h, w = 160, 200
     plate = np.zeros((h, w), bool)
     plate[40:120, 50:150] = True
-    amplitude = np.where(plate, 70.0, 25.0)[..., None]  # busier under the plate
+    amplitude = np.where(plate, 70.0, 40.0)[..., None]  # busier under the plate
     photo = np.clip(110 + amplitude * cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)), (0, 0), 1.2) * 3, 0, 255)
     photo = photo.astype(np.uint8)
     a = 0.35
     marked = photo.copy()
     marked[plate] = np.round((1 - a) * photo[plate] + a * 255.0).astype(np.uint8)
-    stage = RestoreInpainter()
     fits = fit_marks(marked, plate)
     assert fits and not fits[0].ok and "not observable" in fits[0].reason and fits[0].color is not None
     assert 0.0 < fits[0].alpha0 < a  # shrunk: an inversion with it undershoots rather than overshoots
+    stage = RestoreInpainter(RecordingFill())
     out = stage.inpaint(InpaintRequest(marked, plate))
+    assert (out[plate] != 7).any(-1).mean() > 0.99  # the fill (painting 7s) was declined
     before = np.abs(marked[plate].astype(int) - photo[plate]).mean()
     after = np.abs(out[plate].astype(int) - photo[plate]).mean()
     assert after < 0.8 * before

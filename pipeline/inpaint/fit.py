@@ -19,7 +19,9 @@ and out, anti-aliased in a thin edge). So per region we estimate:
    outline the fit explained.
 
 Every fit reports how much of its outline's step (above the photo's texture) it explains, and
-whether its inversion stays in gamut; callers fall back to inpainting where it does not hold.
+whether its inversion stays in gamut; callers fall back to inpainting where it does not hold. A
+fit that does not hold still carries a shrunk guess of the opacity when the marked pixels all move
+towards one colour (step 3's direction), for where the fill would cost more than the mark.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ NO_MARK = "no mark"
 
 @dataclass(frozen=True)
 class MarkFit:
-    """The fit of one region (crop coordinates). ``ok`` False: do not invert; ``reason`` says why."""
+    """The fit of one region (crop coordinates). ``ok`` False: the fit does not hold (``reason``
+    says why); it may still carry a cautious guess (``alpha0``, ``color``, ``solid``) for pixels
+    the fill would not pay for (``_unobserved``)."""
 
     ok: bool
     reason: str
@@ -61,10 +65,11 @@ class FitOptions:
     background_radius: int = 5
     min_step_ratio: float = 1.5  # outline step, relative to the photo's, below which nothing is marked
     flat_min_alpha: float = 0.75  # on a flat outline only a (near-)opaque guess is trusted: it is inpainted
-    # A translucent guess on such an outline is off by up to ~3× either way (restoration set); where
-    # the fill does not pay, the mark is inverted with the guess shrunk by this factor: inverting
-    # with α' removes part of a mark of α0 when α' < α0 and overshoots when α' > α0, and 0.6 keeps
-    # the worst relative error over α0 ∈ [α/3, 3α] least (minimax; 1 − 0.6/3 = 3·0.6 − 1 = 0.8).
+    # A translucent guess there (or where a fit does not explain its outline) is off by up to ~3×
+    # either way (restoration set); where the fill does not pay, the mark is inverted with the
+    # guess shrunk by this factor: inverting with α' removes part of a mark of α0 when α' < α0 and
+    # overshoots when α' > α0, and 0.6 keeps the worst relative error over α0 ∈ [α/3, 3α] least
+    # (minimax; 1 − 0.6/3 = 3·0.6 − 1 = 0.8).
     guess_shrink: float = 0.6
     max_shrink_px: int = 8  # how far a rough mask may extend past a wide mark (see ``_candidates``)
     min_alpha: float = 0.03  # opacity below which the outline shows no mark
