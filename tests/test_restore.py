@@ -128,6 +128,21 @@ def test_fill_error_is_measured_beside_the_hole() -> None:
     assert fill_error(smooth, blocked_all, wide, (5, 5)) < fill_error(busy, blocked_all, wide, (5, 5)) / 10
 
 
+def test_fill_error_is_not_believed_below_the_holes_own_surroundings() -> None:
+    """Every copy beside the hole lands on smooth photo, but the hole sits in a busy patch: the
+    structure function measured right around it keeps the estimate from reading ~0."""
+    rng = np.random.default_rng(5)
+    image = np.repeat(np.linspace(60, 180, 240)[None, :, None], 240, 0).repeat(3, 2)
+    image[80:160, 80:160] = rng.integers(0, 256, (80, 80, 3))
+    image = image.astype(np.uint8)
+    blocked = np.zeros((240, 240), bool)
+    blocked[100:140, 100:140] = True
+    hole = np.ones((40, 40), np.uint8)
+    noise_var = float(image[80:160, 80:160].astype(np.float32).var(axis=(0, 1)).sum()) / 255.0**2
+    error = fill_error(image, blocked, hole, (100, 100))
+    assert error is not None and error > 0.3 * noise_var  # the copies alone read ~1e-5
+
+
 def test_a_faint_mark_over_texture_is_left_rather_than_smeared() -> None:
     """Filling a faint mark on a busy photo would cost more than the mark: the photo comes back as
     it was (never worse); a strong mark on the same photo is still filled."""
