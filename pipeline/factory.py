@@ -27,8 +27,7 @@ def resolve_inpainter_name(
 ) -> str:
     """Resolve ``auto``.
 
-    ``restore``: it fits each mark's opacity and colour from the image (the decomposition heads,
-    when loaded, are only its prior), inverts translucent marks, leaves unmarked pixels of a rough
+    ``restore``: it fits each mark's opacity and colour from the image, inverts translucent marks, leaves unmarked pixels of a rough
     mask alone and hands opaque cores to the best fill we have (diffusion when a model is
     configured, else opencv). ``heads``, ``diffusion_model`` and ``device`` are kept for callers.
     """
@@ -38,8 +37,8 @@ def resolve_inpainter_name(
 
 def default_uses_decomposition(config: ModelSettings) -> bool:
     """Whether ``config``'s default inpainter (``auto`` resolved) reads the segmenter's maps with a
-    given mask (unblend needs them, restore takes the colour head as a prior): then the segmenter
-    is loaded even when every mask is supplied."""
+    given mask (unblend does; restore reads the image alone): then the segmenter is loaded even
+    when every mask is supplied."""
     name = resolve_inpainter_name(
         config.inpainter, diffusion_model=config.diffusion_model, device=config.device
     )

@@ -62,7 +62,7 @@ def test_remove_with_user_mask_folder(folder: Path, tmp_path: Path, tiny_segment
 def test_given_masks_load_the_segmenter_only_for_an_inpainter_that_reads_its_maps(
     folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With --mask, opencv needs no segmenter; restore (the default) takes its colour head as a prior."""
+    """With --mask, opencv and restore (the default) need no segmenter; unblend reads its maps."""
     masks = tmp_path / "given"
     masks.mkdir()
     m = np.zeros((240, 320), np.uint8)
@@ -70,7 +70,8 @@ def test_given_masks_load_the_segmenter_only_for_an_inpainter_that_reads_its_map
     Image.fromarray(m).save(masks / "a.png")
     common = [str(folder / "a.jpg"), "--mask", str(masks), "--segmenter", str(tmp_path / "none")]
     assert _run(["remove", *common, "-o", str(tmp_path / "o1"), "--inpainter", "opencv"]) == 0
-    assert _run(["remove", *common, "-o", str(tmp_path / "o2")]) == 2
+    assert _run(["remove", *common, "-o", str(tmp_path / "o2")]) == 0
+    assert _run(["remove", *common, "-o", str(tmp_path / "o3"), "--inpainter", "unblend"]) == 2
     assert "no segmenter weights" in capsys.readouterr().err
 
 

@@ -1,8 +1,7 @@
 """Restoration from any mask, exact or rough: invert the blend where a fit holds, inpaint the rest.
 
 Per mask region (see ``pipeline.inpaint.fit``) the mark's opacity α0 and colour W are estimated
-from the image, with the segmenter's colour head (when the request carries it) only as a prior.
-Then, inside the mask:
+from the image alone (no model: a caller's mask needs no segmenter). Then, inside the mask:
 
 - the mark's solid shape is inverted, ``I = (J − α0·W) / (1 − α0)``, when the fit explains the
   pixels and the inversion stays in gamut;
@@ -37,7 +36,6 @@ class RestoreInpainter:
     """Fit-based blend inversion per region with an inpainting fallback (the ``auto`` restoration)."""
 
     name = "restore"
-    uses_decomposition = True  # the colour head, when loaded, is a prior for W
 
     def __init__(
         self,
@@ -75,9 +73,7 @@ class RestoreInpainter:
             checkpoint()  # each region's fit is a stage of its own on a large, many-marked photo
             x0, y0, x1, y1 = region.crop
             crop, crop_mask, own = image[y0:y1, x0:x1], mask[y0:y1, x0:x1], region.own
-            fits = fit_marks(
-                crop, crop_mask, prior_color=_prior(request, region.crop, own), options=self.options
-            )
+            fits = fit_marks(crop, crop_mask, options=self.options)
             if not fits:
                 notes.append(f"{region.bbox}: no mark")
                 continue
@@ -153,20 +149,6 @@ class RestoreInpainter:
         )
         out[leave] = kept[leave]
         return out
-
-
-def _prior(request: InpaintRequest, crop: tuple[int, int, int, int], own: np.ndarray) -> np.ndarray | None:
-    """The colour head's estimate of W over the region, weighted by its opacity (None without heads)."""
-    if request.color is None:
-        return None
-    x0, y0, x1, y1 = crop
-    weight = own.astype(np.float32)
-    if request.alpha is not None:
-        weight = weight * np.clip(request.alpha[y0:y1, x0:x1], 0.0, 1.0)
-    if weight.sum() < 1e-3:
-        return None
-    color = request.color[y0:y1, x0:x1].reshape(-1, 3)
-    return (color * weight.reshape(-1, 1)).sum(0) / weight.sum()
 
 
 PROBE_DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
