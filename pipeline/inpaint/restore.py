@@ -155,7 +155,13 @@ PROBE_DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1),
 
 
 def fill_error(
-    image: np.ndarray, blocked: np.ndarray, shape: np.ndarray, origin: tuple[int, int], radius: int = 3
+    image: np.ndarray,
+    blocked: np.ndarray,
+    shape: np.ndarray,
+    origin: tuple[int, int],
+    radius: int = 3,
+    *,
+    enough: float | None = None,
 ) -> float | None:
     """The squared RGB error (0..1 units, per pixel) that filling a hole of ``shape`` at ``origin``
     from its surroundings is expected to make.
@@ -166,6 +172,8 @@ def fill_error(
     wide blob over foliage a lot. A hole too big for any copy to fit beside it is read from the
     photo's structure function around it (``_structure_error``), which also bounds the copies'
     estimate from below (``STRUCTURE_FLOOR``). None when there is no clean photo around it at all.
+    ``enough``: the copies' estimate at which the caller's decision is made (the floor could only
+    raise it), so the floor's cost is skipped.
     """
     h, w = shape.shape
     y, x = origin
@@ -182,11 +190,13 @@ def fill_error(
         hole[margin : margin + h, margin : margin + w] = shape
         diff = (cv2.inpaint(crop, hole, float(radius), cv2.INPAINT_TELEA).astype(np.float32) - crop) / 255.0
         errors.append(float((diff**2).sum(-1)[hole > 0].mean()))
+    probed = float(np.median(errors)) if errors else None
+    if probed is not None and enough is not None and probed >= enough:
+        return probed
     structure = _structure_error(image, blocked, shape, origin)
-    if not errors:
-        return structure
-    probed = float(np.median(errors))
-    return probed if structure is None else max(probed, STRUCTURE_FLOOR * structure)
+    if probed is None or structure is None:
+        return structure if probed is None else probed
+    return max(probed, STRUCTURE_FLOOR * structure)
 
 
 STRUCTURE_FLOOR = 0.5
@@ -276,12 +286,11 @@ def worth_filling(
         group = (labels[y : y + h, x : x + w] == k) & hole[y : y + h, x : x + w]
         if not group.any():
             continue
-        error = fill_error(image, blocked, group.astype(np.uint8), (y, x), radius)
-        if error is None:
-            continue
         diff = (
             image[y : y + h, x : x + w][group].astype(np.float32) - filled[y : y + h, x : x + w][group]
         ) / 255.0
-        if float((diff**2).sum(-1).mean()) <= margin * error:
+        departure = float((diff**2).sum(-1).mean())
+        error = fill_error(image, blocked, group.astype(np.uint8), (y, x), radius, enough=departure / margin)
+        if error is not None and departure <= margin * error:
             fill[y : y + h, x : x + w] &= ~group
     return fill
