@@ -27,9 +27,10 @@ def resolve_inpainter_name(
 ) -> str:
     """Resolve ``auto``.
 
-    ``restore``: it fits each mark's opacity and colour from the image, inverts translucent marks, leaves unmarked pixels of a rough
-    mask alone and hands opaque cores to the best fill we have (diffusion when a model is
-    configured, else opencv). ``heads``, ``diffusion_model`` and ``device`` are kept for callers.
+    ``restore``: it fits each mark's opacity and colour from the image, inverts translucent marks,
+    leaves unmarked pixels of a rough mask alone and hands opaque cores to the best fill we have
+    (diffusion when a model is configured, else opencv). ``heads``, ``diffusion_model`` and
+    ``device`` are kept for callers.
     """
     del heads, diffusion_model, device
     return "restore" if name == "auto" else name

@@ -12,7 +12,8 @@ and out, anti-aliased in a thin edge). So per region we estimate:
    mark's edges, where ``B`` (read from just outside) is the photo itself: that is the opacity and
    colour under which the recovered photo continues smoothly across the mark's boundary. When the
    background under the mark is one colour, α0 and W are not separable from ``J`` alone; a weak
-   prior on W (the most saturated colour in the direction the mark moves the pixels) settles it, and then any pair on that line inverts to the same photo;
+   prior on W (the most saturated colour in the direction the mark moves the pixels) settles it,
+   and then any pair on that line inverts to the same photo;
 4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection
    near the outline and, deeper inside a wide shape (where texture swamps that test), from the
    outline the fit explained.
@@ -193,14 +194,12 @@ def fit_marks(
     mask: np.ndarray,
     *,
     options: FitOptions | None = None,
-    max_layers: int = 1,
 ) -> list[MarkFit]:
     """Fit one constant-colour, constant-opacity mark inside ``mask`` of an RGB uint8 crop.
 
-    An empty list: nothing in the mask departs from its surroundings. ``max_layers`` is kept for
-    callers; one layer per region is fitted.
+    An empty list: nothing in the mask departs from its surroundings; else one fit (a list, so a
+    region of several layers can be returned the same way).
     """
-    del max_layers
     opt = options or FitOptions()
     j = image.astype(np.float32) / 255.0
     b = background(image, mask, opt.background_radius)

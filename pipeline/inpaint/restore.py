@@ -265,16 +265,16 @@ def worth_filling(
     """The hole pixels whose fill is expected to do less harm than the mark on them does.
 
     Per group of hole pixels (strokes closer than ``2·group_px`` are one group): leaving it as
-    ``image`` has it (the input, or its cautious inversion) costs the mark's error there ``e_mark²``,
-    filling it the fill's ``e_fill²`` (``fill_error``). ``image`` departs from the fill by
-    ``d² ≈ e_mark² + e_fill²`` (the two are independent), so
-    filling pays when ``d² > 2·e_fill²``: ``margin`` 2 is that break-even. The estimate of
-    ``e_fill²`` is measured beside the hole, not on it, and errs low more often than high (on
-    643 holes of the restoration set, true/estimated: median 1.5, pixel-weighted upper quartile
-    1.9; with ``STRUCTURE_FLOOR``, on 664 holes: 1.26 and 2.1), and a fill that misjudges costs more than a mark left as it was; so the default margin
-    is 4 (break-even times that quartile, rounded up). A faint mark over texture is left as it
-    is: the photo then comes back no worse than it came. Where the fill's error cannot be
-    measured (no clean photo around the hole at all), the group is filled.
+    ``image`` has it (the input, or its cautious inversion) costs the mark's error there
+    ``e_mark²``, filling it the fill's ``e_fill²`` (``fill_error``). ``image`` departs from the
+    fill by ``d² ≈ e_mark² + e_fill²`` (the two are independent), so filling pays when ``d² >
+    2·e_fill²``: ``margin`` 2 is that break-even. The estimate of ``e_fill²`` is measured beside
+    the hole, not on it, and errs low more often than high (on 643 holes of the restoration set,
+    true/estimated: median 1.5, pixel-weighted upper quartile 1.9; with ``STRUCTURE_FLOOR``, on
+    664 holes: 1.26 and 2.1), and a fill that misjudges costs more than a mark left as it was; so
+    the default margin is 4 (break-even times that quartile, rounded up). A faint mark over
+    texture is left as it is: the photo then comes back no worse than it came. Where the fill's
+    error cannot be measured (no clean photo around the hole at all), the group is filled.
     """
     kernel = np.ones((2 * group_px + 1, 2 * group_px + 1), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
