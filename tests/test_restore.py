@@ -161,6 +161,28 @@ def test_a_faint_mark_over_texture_is_left_rather_than_smeared() -> None:
             np.testing.assert_array_equal(out, marked)
 
 
+def test_a_rough_brush_around_an_opaque_mark_fills_the_mark_not_the_brush() -> None:
+    """An opaque word over texture, brushed 6 px wider: filling the whole brush would smear the
+    clean rim too; the hole is cut to the mark, and the rim comes back as it was."""
+    rng = np.random.default_rng(3)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (160, 240, 3), dtype=np.uint8), (0, 0), 1.5)
+    truth = np.zeros((160, 240), np.uint8)
+    cv2.putText(truth, "mark", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.8, 1, 3)
+    truth = truth > 0
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
+    rough = cv2.dilate(truth.astype(np.uint8), disk) > 0
+    marked = photo.copy()
+    marked[truth] = 235
+    out = build_inpainter("restore").inpaint(InpaintRequest(marked, rough))
+    near = cv2.dilate(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    rim = rough & ~near
+    assert rim.sum() > 1000
+    assert (out[rim] != marked[rim]).any(-1).mean() < 0.2  # the whole brush filled: all of it
+    error = [np.abs(x[truth].astype(int) - photo[truth]).mean() for x in (marked, out)]
+    assert error[1] < 0.15 * error[0]
+    np.testing.assert_array_equal(out[~rough], marked[~rough])
+
+
 def test_registered_and_unmarked_mask_changes_nothing() -> None:
     photo = _textured()
     mask = np.zeros(photo.shape[:2], bool)
