@@ -71,6 +71,7 @@ class FitOptions:
     # overshoots when α' > α0, and 0.6 keeps the worst relative error over α0 ∈ [α/3, 3α] least
     # (minimax; 1 − 0.6/3 = 3·0.6 − 1 = 0.8).
     guess_shrink: float = 0.6
+    max_fits: int = 6  # guesses fitted at most per region (the best 3, then more while none holds)
     max_shrink_px: int = 8  # how far a rough mask may extend past a wide mark (see ``_candidates``)
     min_alpha: float = 0.03  # opacity below which the outline shows no mark
     min_spread: float = (
@@ -208,14 +209,18 @@ def fit_marks(
     texture = _photo_step(flat_j, mask)  # at the fit's pair spacing
     near = max(_photo_step(flat_j, mask, gap=1.0), 1e-6)  # at ``_outline_step``'s
     scored = [(_outline_step(flat_j, t, mask) / near, t) for t in _candidates(mask, change, opt)]
-    kept: list[np.ndarray] = []
-    for ratio, t in sorted(scored, key=lambda rt: -rt[0]):
-        if ratio >= opt.min_step_ratio and len(kept) < 3 and all(_iou(t, k) < 0.9 for k in kept):
-            kept.append(t)  # near-copies of a guess already kept would cost a fit and add nothing
-    if not kept:
+    ranked = [t for ratio, t in sorted(scored, key=lambda rt: -rt[0]) if ratio >= opt.min_step_ratio]
+    if not ranked:
         return []  # no candidate's outline steps more than the photo's own texture does
+    kept: list[np.ndarray] = []
+    for t in ranked:
+        if len(kept) < 3 and all(_iou(t, k) < 0.9 for k in kept):
+            kept.append(t)  # near-copies of a guess already kept would cost a fit and add nothing
     # The few best-stepping guesses are each fitted; of the fits that hold, the one that removes the
     # largest step across its outline wins (a guess that cuts through the mark fits a faint one).
+    # When none holds, the next guesses are tried in turn, near-copies included: on a wide mark a
+    # shape one pixel off (IoU 0.98) can be the one whose outline is the mark's.
+    spare = [t for t in ranked if not any(t is k for k in kept)][: max(opt.max_fits - len(kept), 0)]
 
     def refine(cand: np.ndarray) -> MarkFit:
         """Fit ``cand``, then refit on the shape the fit finds (until it stops changing). ``b`` stays
@@ -234,6 +239,12 @@ def fit_marks(
 
     fits = [refine(cand) for cand in kept]
     good = [f for f in fits if f.ok]
+    for cand in spare:
+        if good:
+            break
+        fits.append(refine(cand))
+        good = [f for f in fits if f.ok]
+    kept += spare[: len(fits) - len(kept)]
     if good:
         return [max(good, key=lambda f: f.removed)]
     failed = [(f, cand) for f, cand in zip(fits, kept, strict=True) if f.reason != NO_MARK]
