@@ -125,6 +125,12 @@ def test_fill_error_is_measured_beside_the_hole() -> None:
     blocked_all = np.zeros((160, 200), bool)
     blocked_all[5:155, 5:195] = True
     assert fill_error(busy, blocked_all, wide, (5, 5)) == pytest.approx(2 * noise_var, rel=0.3)
+    # per pixel, on a photo that varies slowly, the rim (predicted from photo 1 px away) errs less
+    # than the middle (predicted from photo far away)
+    maps: list[np.ndarray] = []
+    soft = cv2.GaussianBlur(busy, (0, 0), 3.0)
+    assert fill_error(soft, blocked_all, wide, (5, 5), maps=maps) is not None
+    assert len(maps) == 1 and maps[0][0, 0] < maps[0][75, 95] / 3
     assert fill_error(smooth, blocked_all, wide, (5, 5)) < fill_error(busy, blocked_all, wide, (5, 5)) / 10
 
 
