@@ -459,3 +459,19 @@ def test_diffusion_on_cuda_in_half_precision(tiny_inpaint_dir: Path) -> None:
     again = inpainter.inpaint(InpaintRequest(image=image, mask=mask, options=RemoveOptions(seed=9)))
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first[~mask], image[~mask])
+
+
+def test_texture_fill_at_the_frame_edge_continues_the_photo() -> None:
+    """A wide hole touching the frame's edge (a corner or edge mark): FSR, given no photo beyond the
+    edge, returned garbage there (a bright green bar on a grey wall); mirrored out, it continues
+    the photo like Telea does."""
+    yy, xx = np.mgrid[0:120, 0:200].astype(np.float32)
+    photo = np.stack(
+        [120 + 0.2 * xx + 6 * np.sin(xx / 5), 125 + 0.1 * yy + 6 * np.cos(yy / 4), 110 + 0 * xx], -1
+    )
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
+    mask = np.zeros((120, 200), bool)
+    mask[95:, 40:170] = True  # 25 px tall, on the bottom edge
+    for method in ("fsr", "telea"):
+        out = build_inpainter("opencv", method=method).inpaint(InpaintRequest(photo, mask))
+        assert np.abs(out[mask].astype(int) - photo[mask]).mean() < 8, method

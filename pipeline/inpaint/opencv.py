@@ -25,6 +25,10 @@ THICK_PX = 2
 ≥ 6 px / everywhere 40.18 / 40.65 / 40.33 / 40.73 dB; everywhere cost 10× the time on thin rims)."""
 
 
+FSR_PAD = 32
+"""Mirrored border around an FSR crop: its reconstruction works on blocks of up to 32² pixels."""
+
+
 def thick_parts(hole: np.ndarray, depth: int) -> np.ndarray:
     """The connected parts of ``hole`` (uint8) that reach ``depth`` px from their edge somewhere."""
     n, labels = cv2.connectedComponents(hole, connectivity=8)
@@ -87,8 +91,17 @@ class OpenCVInpainter:
             # colour, where a hole is wide enough for that to matter. It costs per 16² block the hole
             # touches (thin strokes spread over many), so Telea keeps the thin parts. Its mask marks
             # the *known* pixels.
-            textured = np.zeros_like(out)
-            cv2.xphoto.inpaint(out, (thick == 0).astype(np.uint8), textured, cv2.xphoto.INPAINT_FSR_FAST)
+            # A hole at the frame's edge (a corner logo) left FSR without the blocks around it, and it
+            # returned garbage there (a bright green bar); the frame is mirrored out (known pixels,
+            # Telea's inside the hole) so every hole pixel has photo on all sides.
+            p = FSR_PAD
+            known = cv2.copyMakeBorder(
+                (thick == 0).astype(np.uint8), p, p, p, p, cv2.BORDER_CONSTANT, value=1
+            )
+            padded = cv2.copyMakeBorder(out, p, p, p, p, cv2.BORDER_REFLECT)
+            textured = np.zeros_like(padded)
+            cv2.xphoto.inpaint(padded, known, textured, cv2.xphoto.INPAINT_FSR_FAST)
+            textured = textured[p:-p, p:-p]
             out[thick > 0] = textured[thick > 0]  # FSR re-rounds known pixels too: keep only its fill
         return out
 
