@@ -11,7 +11,8 @@ from the image alone (no model: a caller's mask needs no segmenter). Then, insid
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
-  photo worse than the mark does (``worth_filling``). It stays as it was, or, where the fit saw a
+  photo worse than the mark does (``worth_filling``); a hole a rough mask made wider than its mark
+  may be cut to its inner part, the clean rim kept as it was and used as the fill's context. It stays as it was, or, where the fit saw a
   consistent shift towards one colour but could not read its opacity from the outline, it is
   inverted with a cautious (shrunk) guess of that opacity, which takes part of the mark off.
 
@@ -219,7 +220,8 @@ def _structure_error(
     image: np.ndarray, blocked: np.ndarray, shape: np.ndarray, origin: tuple[int, int]
 ) -> np.ndarray | None:
     """A fill's expected squared error per pixel of ``shape`` (a hole too big to probe beside it),
-    from the photo's structure function ``D(t) = E|I(x + t) − I(x)|²`` measured on clean photo around the hole.
+    from the photo's structure function ``D(t) = E|I(x + t) − I(x)|²`` measured on clean photo
+    around the hole.
 
     A fill continues the hole's boundary inwards, so a pixel ``t`` px deep is predicted from photo
     about ``t`` px away: its error is about ``D(t)``, which grows with ``t`` towards twice the
@@ -262,8 +264,8 @@ def _structure_error(
 CUTS_PX = (2, 4, 6, 8)
 """Depths (px inside the mask) at which ``worth_filling`` may cut a hole: a brush stroke or a generous
 dilation reaches a few pixels past the mark, and a clean rim filled with the mark costs a fill's
-error for nothing. Steps of 2 px: 1-px layers were too noisy to judge (restoration set, rough masks
-37.95 dB against 38.38)."""
+error for nothing. Steps of 2 px: 1-px layers were too noisy to judge (a first version on the
+restoration set, rough masks: 37.95 dB against 38.38)."""
 
 
 def worth_filling(
@@ -296,9 +298,9 @@ def worth_filling(
     dilutes the departure and deepens the fill. So the group may also be cut to its part more than
     ``r`` px inside the mask (``cuts``), judged the same way, the one with the largest expected gain
     filled. A cut is allowed only while every layer it leaves out departs from the reference no
-    more than ``margin − 1`` times the fill's expected error there (per pixel, from the copies: a
-    layer that holds mark is not left, and its fill would continue the mark inwards), and only when
-    the cut part departs by the margin from a fill of its own (from the rim it keeps).
+    more than ``margin − 1`` times the fill's expected error there (per pixel, from the copies or
+    the structure function: a layer that holds mark is not left, and a fill would continue it
+    inwards), and only when the cut part departs by the margin from a fill of its own rim.
     """
     kernel = np.ones((2 * group_px + 1, 2 * group_px + 1), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
@@ -338,7 +340,8 @@ def worth_filling(
             if float(departure[layer].sum()) > (margin - 1.0) * float(expected[layer].sum()):
                 break  # the layer holds mark
             kept_part = part
-            error = fill_error(image, blocked, part.astype(np.uint8), (y, x), radius) or 0.0
+            error = fill_error(image, blocked, part.astype(np.uint8), (y, x), radius)
+            error = 0.0 if error is None else error  # unmeasurable: filled, as a whole group would be
             gain = float(excess[part].sum()) - scale * float(part.sum()) * error
             if gain > best_gain and _own_departure(image, part, (y, x), radius) > margin * error:
                 best, best_gain = part, gain
