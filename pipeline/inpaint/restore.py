@@ -11,10 +11,11 @@ from the image alone (no model: a caller's mask needs no segmenter). Then, insid
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
-  photo worse than the mark does (``worth_filling``); a hole a rough mask made wider than its mark
-  may be cut to its inner part, the clean rim kept as it was and used as the fill's context. It stays as it was, or, where the fit saw a
+  photo worse than the mark does (``worth_filling``). It stays as it was, or, where the fit saw a
   consistent shift towards one colour but could not read its opacity from the outline, it is
-  inverted with a cautious (shrunk) guess of that opacity, which takes part of the mark off.
+  inverted with a cautious (shrunk) guess of that opacity, which takes part of the mark off;
+- a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
+  stays as it was and is the fill's context.
 
 The fill is diffusion when one is configured, else OpenCV: Telea on thin parts, frequency-selective
 reconstruction (texture continued) on wide ones, within a pixel budget.
