@@ -341,6 +341,8 @@ def worth_filling(
             if float(departure[layer].sum()) > (margin - 1.0) * float(expected[layer].sum()):
                 break  # the layer holds mark
             kept_part = part
+            if float(excess[part].sum()) <= best_gain:
+                continue  # cannot win even with a perfect fill: spare its probes
             error = fill_error(image, blocked, part.astype(np.uint8), (y, x), radius)
             error = 0.0 if error is None else error  # unmeasurable: filled, as a whole group would be
             gain = float(excess[part].sum()) - scale * float(part.sum()) * error
