@@ -183,7 +183,7 @@ def test_a_rough_brush_around_an_opaque_mark_fills_the_mark_not_the_brush() -> N
     near = cv2.dilate(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
     rim = rough & ~near
     assert rim.sum() > 1000
-    assert (out[rim] != marked[rim]).any(-1).mean() < 0.2  # the whole brush filled: all of it
+    assert (out[rim] != marked[rim]).any(-1).mean() < 0.2  # filling the whole brush changes all of it
     error = [np.abs(x[truth].astype(int) - photo[truth]).mean() for x in (marked, out)]
     assert error[1] < 0.15 * error[0]
     np.testing.assert_array_equal(out[~rough], marked[~rough])
