@@ -244,12 +244,11 @@ def test_a_wide_translucent_plate_over_busy_texture_is_inverted(grow: int) -> No
     np.testing.assert_array_equal(out[~mask], marked[~mask])
 
 
-def test_an_unobservable_opacity_is_guessed_shrunk_where_the_fill_would_not_pay() -> None:
+def test_an_unobservable_opacity_where_the_fill_would_not_pay_is_left_as_it_was() -> None:
     """The photo is busier under the mark than around it, so the outline's spreads say nothing of
-    the opacity, and a fill of the wide plate over that texture would not pay. The guess from the
-    direction the mark moves the pixels, shrunk (it may be off either way), still takes part of the
-    mark off, by inversion, not by the fill; nothing outside the mask changes. A clean photo under
-    the same mask stays as it is."""
+    the opacity, and a fill of the wide plate over that texture would not pay. No opacity is guessed
+    for an inversion (on held-out sets such guesses, off by 3× and more, made more photos worse than
+    they mended): the photo comes back exactly as it came, never worse."""
     rng = np.random.default_rng(4)
     h, w = 160, 200
     plate = np.zeros((h, w), bool)
@@ -261,13 +260,7 @@ def test_an_unobservable_opacity_is_guessed_shrunk_where_the_fill_would_not_pay(
     marked = photo.copy()
     marked[plate] = np.round((1 - a) * photo[plate] + a * 255.0).astype(np.uint8)
     fits = fit_marks(marked, plate)
-    assert fits and not fits[0].ok and "not observable" in fits[0].reason and fits[0].color is not None
-    assert 0.0 < fits[0].alpha0 < a  # shrunk: an inversion with it undershoots rather than overshoots
+    assert fits and not fits[0].ok and "not observable" in fits[0].reason and fits[0].edge is not None
     stage = RestoreInpainter(RecordingFill())
-    out = stage.inpaint(InpaintRequest(marked, plate))
-    assert (out[plate] != 7).any(-1).mean() > 0.99  # the fill (painting 7s) was declined
-    before = np.abs(marked[plate].astype(int) - photo[plate]).mean()
-    after = np.abs(out[plate].astype(int) - photo[plate]).mean()
-    assert after < 0.8 * before
-    np.testing.assert_array_equal(out[~plate], marked[~plate])
+    np.testing.assert_array_equal(stage.inpaint(InpaintRequest(marked, plate)), marked)
     np.testing.assert_array_equal(stage.inpaint(InpaintRequest(photo, plate)), photo)

@@ -11,9 +11,7 @@ from the image alone (no model: a caller's mask needs no segmenter). Then, insid
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
-  photo worse than the mark does (``worth_filling``). It stays as it was, or, where the fit saw a
-  consistent shift towards one colour but could not read its opacity from the outline, it is
-  inverted with a cautious (shrunk) guess of that opacity, which takes part of the mark off;
+  photo worse than the mark does (``worth_filling``): it stays as it was;
 - a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
   stays as it was and is the fill's context.
 
@@ -61,14 +59,11 @@ class RestoreInpainter:
         self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
 
-    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """The recovered image (inverted where fits hold), the hole left for the inpainter, what a
-        hole pixel keeps when its fill would not pay (the input, or its inversion with an opacity
-        guessed where the fit could not observe it), and one line per region saying what was done
-        (for logs and evaluation)."""
+    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The recovered image (inverted where fits hold), the hole left for the inpainter, and one
+        line per region saying what was done (for logs and evaluation)."""
         image, mask = request.image, request.mask
         out = image.copy()
-        kept = image.copy()
         hole = np.zeros_like(mask)
         notes: list[str] = []
         for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
@@ -83,11 +78,6 @@ class RestoreInpainter:
             if failed is not None:  # a mark we cannot explain: inpaint what departs from its surroundings
                 hole[y0:y1, x0:x1] |= own if fits[0].edge is None else fits[0].edge & own
                 notes.append(f"{region.bbox}: {failed}")
-                guess = fits[0]
-                if guess.solid is not None and guess.color is not None:
-                    pixels, outside = self._invert(crop, guess.alpha0, guess.color)
-                    inside = guess.solid & own & ~outside
-                    kept[y0:y1, x0:x1][inside] = pixels[inside]
                 continue
             recovered, region_hole, note = self._apply(crop, fits, own)
             if region_hole is None:
@@ -96,7 +86,7 @@ class RestoreInpainter:
                 out[y0:y1, x0:x1][own] = recovered[own]
                 hole[y0:y1, x0:x1] |= region_hole
             notes.append(f"{region.bbox}: {note}")
-        return out, hole & mask, kept, notes
+        return out, hole & mask, notes
 
     def _apply(
         self, crop: np.ndarray, fits: list[MarkFit], own: np.ndarray
@@ -134,7 +124,7 @@ class RestoreInpainter:
         return np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8), outside
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
-        recovered, hole, kept, _ = self.plan(request)
+        recovered, hole, _ = self.plan(request)
         if not hole.any():
             return recovered
         checkpoint()
@@ -144,9 +134,9 @@ class RestoreInpainter:
         # for mark and tip the decision towards filling.
         reference = self._probe_fill.inpaint(InpaintRequest(image=recovered, mask=hole))
         chosen, clean = worth_filling(
-            kept, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
+            request.image, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
         )
-        out = np.where(hole[..., None], kept, recovered).astype(np.uint8)
+        out = np.where(hole[..., None], request.image, recovered).astype(np.uint8)
         if not chosen.any():
             return out
         checkpoint()  # between the decision and the fill, the fallback's own cost still ahead
@@ -284,8 +274,8 @@ def worth_filling(
     hole pixels a cut found clean (context for the fill).
 
     Per group of hole pixels (strokes closer than ``2·group_px`` are one group): leaving it as
-    ``image`` has it (the input, or its cautious inversion) costs the mark's error there
-    ``e_mark²``, filling it the fill's ``e_fill²`` (``fill_error``). ``image`` departs from the
+    ``image`` has it (the input) costs the mark's error there ``e_mark²``, filling it the fill's
+    ``e_fill²`` (``fill_error``). ``image`` departs from the
     ``filled`` reference by ``d² ≈ e_mark² + e_fill²`` (the two are independent), so filling pays
     when ``d² > 2·e_fill²``. The estimate of ``e_fill²`` is measured beside the hole, not on it, and
     errs low more often than high (on 664 holes of the restoration set, true/estimated: median
