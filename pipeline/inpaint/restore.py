@@ -6,8 +6,8 @@ from the image alone (no model: a caller's mask needs no segmenter). Then, insid
 - the mark's solid shape is inverted, ``I = (J − α0·W) / (1 − α0)``, when the fit explains the
   pixels and the inversion stays in gamut;
 - its anti-aliased rim (α unknown), near-opaque marks (α0 above the ceiling: their whole region),
-  inverted pixels that leave the gamut, and whole regions whose fit fails go to the fallback inpainter, which
-  sees the recovered pixels as context;
+  inverted pixels that leave the gamut, and whole regions whose fit fails go to the fallback
+  inpainter, which sees the recovered pixels as context;
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
