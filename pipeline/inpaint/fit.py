@@ -21,7 +21,7 @@ and out, anti-aliased in a thin edge). So per region we estimate:
 Every fit reports how much of its outline's step (above the photo's texture) it explains, and
 whether its inversion stays in gamut; callers fall back to inpainting where it does not hold. A
 fit that does not hold carries no opacity: an inversion with one guessed from the direction the
-pixels move made more held-out photos worse than it mended (see ``_shift_guess``).
+pixels move made more held-out photos worse than it mended (see ``_shift_opacity``).
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def fit_marks(
     # When none holds, the next guesses are tried in turn, near-copies included: on a wide mark a
     # shape one pixel off (IoU 0.98) can be the one whose outline is the mark's.
     spare = [t for t in ranked if not any(t is k for k in kept)][: max(opt.max_fits - len(kept), 0)]
+    tried = kept + spare
 
     def refine(cand: np.ndarray) -> MarkFit:
         """Fit ``cand``, then refit on the shape the fit finds (until it stops changing). ``b`` stays
@@ -230,17 +231,15 @@ def fit_marks(
             cand = nxt
         return fit
 
-    fits = [refine(cand) for cand in kept]
-    good = [f for f in fits if f.ok]
-    for cand in spare:
-        if good:
-            break
+    fits: list[MarkFit] = []
+    for i, cand in enumerate(tried):
+        if i >= len(kept) and any(f.ok for f in fits):
+            break  # a spare guess only while none has held
         fits.append(refine(cand))
-        good = [f for f in fits if f.ok]
-    kept += spare[: len(fits) - len(kept)]
+    good = [f for f in fits if f.ok]
     if good:
         return [max(good, key=lambda f: f.removed)]
-    failed = [(f, cand) for f, cand in zip(fits, kept, strict=True) if f.reason != NO_MARK]
+    failed = [(f, cand) for f, cand in zip(fits, tried, strict=False) if f.reason != NO_MARK]
     if not failed:
         return []
     # Not explained: the inpainter gets the pixels that depart from their surroundings and the
@@ -275,8 +274,7 @@ def _fit_layer(
     c, d, spread = affine_fit(x, y)
     if spread < opt.min_spread or c <= 1.0:
         # A flat photo along the outline: the gain is not observable, only J − B's direction is.
-        guess = _shift_guess(j, b, cand, opt)
-        alpha0 = guess[0]
+        alpha0 = _shift_opacity(j, b, cand, opt)
         if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
             return MarkFit(False, f"opacity not observable on the outline (guess {alpha0:.2f})")
         c = 1.0 / max(1.0 - alpha0, 1e-3)
@@ -308,11 +306,9 @@ def _fit_layer(
     return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
 
 
-def _shift_guess(
-    j: np.ndarray, b: np.ndarray, cand: np.ndarray, opt: FitOptions
-) -> tuple[float, np.ndarray, float]:
-    """(α0, W, R²) from the direction the mark moves its pixels off the fill ``b`` (``solve_blend``
-    with the gamut-point prior): all there is where the outline does not show the opacity.
+def _shift_opacity(j: np.ndarray, b: np.ndarray, cand: np.ndarray, opt: FitOptions) -> float:
+    """α0 from the direction the mark moves its pixels off the fill ``b`` (``solve_blend`` with the
+    gamut-point prior): all there is where the outline does not show the opacity.
 
     Trusted only when near-opaque (``flat_min_alpha``: the region is then inpainted). Inverting a
     failed fit's pixels with this guess, shrunk 0.6× (minimax for a guess off by up to 3×), was tried
@@ -321,8 +317,8 @@ def _shift_guess(
     in three of four rows, and 8 instead of 5 of 80 masked clean photos changed: guesses there were
     off by 3× and more, and inversion multiplies the photo's texture by 1/(1 − α')."""
     prior = _prior_color(j, b, cand)
-    alpha0, color, r2 = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
-    return float(np.clip(alpha0, 0.0, 1.0)), color, r2
+    alpha0, _, _ = solve_blend(j[cand], b[cand], np.ones(int(cand.sum())), prior, opt.prior_weight)
+    return float(np.clip(alpha0, 0.0, 1.0))
 
 
 WIDE_PX = 3

@@ -111,21 +111,16 @@ class RestoreInpainter:
                 hole |= own
                 notes.append(f"opaque α0 {fit.alpha0:.2f}")
                 continue
-            pixels, outside = self._invert(crop, fit.alpha0, fit.color)
-            outside &= solid
+            recovered = invert(crop, fit.alpha0, fit.color)
+            tol = self.options.gamut_tolerance
+            outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
             if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
                 return out, None, "inversion out of gamut"
+            pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
             out[solid] = pixels[solid]
             hole |= outside
             notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
         return out, hole, "; ".join(notes)
-
-    def _invert(self, crop: np.ndarray, alpha0: float, color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The crop with the blend inverted (uint8, clipped) and where it left the gamut."""
-        recovered = invert(crop, alpha0, color)
-        tol = self.options.gamut_tolerance
-        outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1)
-        return np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8), outside
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         recovered, hole, _ = self.plan(request)
@@ -170,7 +165,7 @@ def fill_error(
     not ``blocked`` (no mark there), filled (Telea) and compared with what is really there; the
     median over the copies. Texture decides it: a thin stroke over sky costs almost nothing, a
     wide blob over foliage a lot. A hole too big for any copy to fit beside it is read from the
-    photo's structure function around it (``_structure_error``), which also bounds the copies'
+    photo's structure function around it (``_structure_map``), which also bounds the copies'
     estimate from below (``STRUCTURE_FLOOR``). None when there is no clean photo around it at all.
     ``maps``: when given, each copy's per-pixel squared error over ``shape`` is appended (where in
     the hole a fill errs: deep inside more than at the rim).
@@ -193,7 +188,7 @@ def fill_error(
         if maps is not None:
             maps.append((diff**2).sum(-1)[margin : margin + h, margin : margin + w])
     probed = float(np.median(errors)) if errors else None
-    structure_map = _structure_error(image, blocked, shape, origin)
+    structure_map = _structure_map(image, blocked, shape, origin)
     structure = None if structure_map is None else float(structure_map[shape > 0].mean())
     if probed is None and structure_map is not None and maps is not None:
         maps.append(structure_map)  # deep pixels err more than the rim (``D(t)`` grows with t)
@@ -203,7 +198,7 @@ def fill_error(
 
 
 STRUCTURE_FLOOR = 0.5
-"""The share of the structure-function estimate (``_structure_error``) below which a probed fill
+"""The share of the structure-function estimate (``_structure_map``) below which a probed fill
 error is not believed. Probes can all land on photo smoother than the hole's own surroundings (the
 sky beside a tree under the mask); the structure function is measured right around the hole. Half
 of it, because a fill does better than ``D(t)`` where the photo is a smooth gradient (its full
@@ -211,7 +206,7 @@ weight left 1 in 80 masked clean photos under 40 dB, against 4 at half and 7 wit
 0.3 dB on the restoration set's marks; at half those moved by +0.02 / +0.03 dB, exact / rough)."""
 
 
-def _structure_error(
+def _structure_map(
     image: np.ndarray, blocked: np.ndarray, shape: np.ndarray, origin: tuple[int, int]
 ) -> np.ndarray | None:
     """A fill's expected squared error per pixel of ``shape`` (a hole too big to probe beside it),
