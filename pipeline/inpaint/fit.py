@@ -397,29 +397,29 @@ RIM_PX = 2
 
 
 def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | None) -> np.ndarray:
-    """Per-pixel opacity of a fitted mark: its α0, moved at the solid shape's anti-aliased edge
-    towards what each pixel's own step from the background says (``projected_alpha``), as far as
-    that step can be trusted.
+    """Per-pixel opacity of a fitted mark over its solid shape and the rim around it.
 
-    Inverting the edge with the constant overshoots where the mark fades out (on a thin stroke most
-    pixels are edge). Each pixel's own projection is as good as the background ``b`` under it: near
-    the outline very good, deeper a guess. So the two are combined by their variances (the prior
-    ``OPACITY_SPREAD``; the projection's from ``noise``, the expected squared error of ``b`` per
-    pixel, along the mark's colour). Deeper than ``RIM_PX`` the shape's opacity is the constant: per
-    pixel there, the projection's error outweighed what it mended on every photo looked at.
-    ``noise`` None: the constant.
+    Inverting with the fit's constant α0 overshoots where the mark fades out, and on a thin stroke
+    most pixels do. At the shape's edge (``RIM_PX`` deep) and on the rim, each pixel's opacity is
+    read from its own step off the background (``projected_alpha``) as far as that can be trusted:
+    as well as the background ``b`` under it, very good near the outline, a guess deeper. So the
+    reading and a prior (α0 on the shape, half of it on the rim, which holds what the shape left
+    below half its opacity; spread ``OPACITY_SPREAD``) are combined by their variances, the
+    reading's from ``noise``, the expected squared error of ``b`` per pixel, along the mark's
+    colour. Deeper in the shape the constant holds: per pixel there, the reading's error outweighed
+    what it mended on every photo looked at. ``noise`` None: α0 on the shape, α0 / 2 on the rim.
     """
-    assert fit.color is not None and fit.solid is not None
+    assert fit.color is not None and fit.solid is not None and fit.edge is not None
     alpha0 = fit.alpha0
+    mean = np.where(fit.edge, 0.5 * alpha0, alpha0).astype(np.float32)
     if noise is None:
-        return np.full(j.shape[:2], alpha0, np.float32)
+        return mean
     depth = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     towards = ((fit.color - b) ** 2).sum(-1)
-    prior = np.where(depth <= RIM_PX, (OPACITY_SPREAD * alpha0) ** 2, 0.0)
+    prior = np.where(fit.edge | (fit.solid & (depth <= RIM_PX)), (OPACITY_SPREAD * alpha0) ** 2, 0.0)
     measured = (1.0 - alpha0) ** 2 * noise / np.maximum(towards, 1e-3)
     k = prior / np.maximum(prior + measured, 1e-12)
-    own = projected_alpha(j, b, fit.color)
-    return np.clip(alpha0 + k * (own - alpha0), 0.0, 0.95).astype(np.float32)
+    return np.clip(mean + k * (projected_alpha(j, b, fit.color) - mean), 0.0, 0.95).astype(np.float32)
 
 
 def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:

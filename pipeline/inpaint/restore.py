@@ -3,11 +3,12 @@
 Per mask region (see ``pipeline.inpaint.fit``) the mark's opacity α0 and colour W are estimated
 from the image alone (no model: a caller's mask needs no segmenter). Then, inside the mask:
 
-- the mark's solid shape is inverted, ``I = (J − α0·W) / (1 − α0)``, when the fit explains the
-  pixels and the inversion stays in gamut;
-- its anti-aliased rim (α unknown), near-opaque marks (α0 above the ceiling: their whole region),
-  inverted pixels that leave the gamut, and whole regions whose fit fails go to the fallback
-  inpainter, which sees the recovered pixels as context;
+- the mark's solid shape and its 1-px anti-aliased rim are inverted, ``I = (J − α·W) / (1 − α)``,
+  when the fit explains the pixels and the inversion with α0 stays in gamut; α is α0 inside the
+  shape and read per pixel at its edge and on the rim (``opacity_map``), where the mark fades out;
+- near-opaque marks (α0 above the ceiling: their whole region), inverted pixels that leave the
+  gamut, and whole regions whose fit fails go to the fallback inpainter, which sees the recovered
+  pixels as context;
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
@@ -110,7 +111,6 @@ class RestoreInpainter:
                 continue
             assert fit.solid is not None and fit.edge is not None and fit.color is not None
             solid, edge = fit.solid & own, fit.edge & own
-            hole |= edge
             if fit.alpha0 >= self.alpha_ceiling:
                 # Nothing to invert: the whole region goes to the fill decision (which cuts a rough
                 # mask's clean rim). The fit's solid shape is only the mark's W-coloured part; an
@@ -127,9 +127,12 @@ class RestoreInpainter:
             outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
             if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
                 return out, None, "inversion out of gamut"
+            # The shape and its anti-aliased rim, each pixel with its own opacity; what leaves the
+            # gamut is filled.
             recovered = invert(crop, opacity_map(j, b, fit, noise), fit.color)
+            outside |= ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & (solid | edge)
             pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            out[solid] = pixels[solid]
+            out[solid | edge] = pixels[solid | edge]
             hole |= outside
             notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
         return out, hole, "; ".join(notes)
