@@ -393,30 +393,42 @@ OPACITY_SPREAD = 0.3
 (anti-aliasing; on the restoration sets' fitted regions the true opacity's spread over the solid
 shape was 0.2–0.35 × α0, nearly all of it within 2 px of the shape's edge)."""
 RIM_PX = 2
-"""Depth inside the solid shape to which its opacity is read per pixel (``opacity_map``)."""
+"""How far on either side of the solid shape's edge a mark's opacity is read per pixel
+(``opacity_map``): inside, the anti-aliased edge of the shape; outside, the rim it fades out in."""
+
+
+def rim(fit: MarkFit) -> np.ndarray:
+    """The pixels around a fit's solid shape, out to ``RIM_PX``, where the mark fades out."""
+    assert fit.solid is not None
+    k = 2 * RIM_PX + 1
+    grown = cv2.dilate(fit.solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    return grown & ~fit.solid
 
 
 def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | None) -> np.ndarray:
-    """Per-pixel opacity of a fitted mark over its solid shape and the rim around it.
+    """Per-pixel opacity of a fitted mark over its solid shape and its ``rim``.
 
     Inverting with the fit's constant α0 overshoots where the mark fades out, and on a thin stroke
-    most pixels do. At the shape's edge (``RIM_PX`` deep) and on the rim, each pixel's opacity is
-    read from its own step off the background (``projected_alpha``) as far as that can be trusted:
-    as well as the background ``b`` under it, very good near the outline, a guess deeper. So the
-    reading and a prior (α0 on the shape, half of it on the rim, which holds what the shape left
-    below half its opacity; spread ``OPACITY_SPREAD``) are combined by their variances, the
-    reading's from ``noise``, the expected squared error of ``b`` per pixel, along the mark's
-    colour. Deeper in the shape the constant holds: per pixel there, the reading's error outweighed
-    what it mended on every photo looked at. ``noise`` None: α0 on the shape, α0 / 2 on the rim.
+    most pixels do; the rim outside the shape still holds faint mark. There (``RIM_PX`` either side
+    of the shape's edge) each pixel's opacity is read from its own step off the background
+    (``projected_alpha``) as far as that can be trusted: as well as the background ``b`` under it,
+    very good near the outline, a guess deeper. So the reading and a prior (α0 on the shape, half
+    of it on the first pixel outside, none further out: a clean pixel there stays as it is unless
+    its own reading says otherwise; spread ``OPACITY_SPREAD``) are combined by their variances, the
+    reading's from ``noise``, the expected squared error of ``b`` per pixel along the mark's colour.
+    Deeper in the shape the constant holds: per pixel there, the reading's error outweighed what it
+    mended on every photo looked at. ``noise`` None: the prior.
     """
-    assert fit.color is not None and fit.solid is not None and fit.edge is not None
+    assert fit.color is not None and fit.solid is not None
     alpha0 = fit.alpha0
-    mean = np.where(fit.edge, 0.5 * alpha0, alpha0).astype(np.float32)
+    inside = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    outside = cv2.distanceTransform((~fit.solid).astype(np.uint8), cv2.DIST_L2, 3)
+    mean = np.where(fit.solid, alpha0, np.where(outside <= 1.5, 0.5 * alpha0, 0.0)).astype(np.float32)
     if noise is None:
         return mean
-    depth = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     towards = ((fit.color - b) ** 2).sum(-1)
-    prior = np.where(fit.edge | (fit.solid & (depth <= RIM_PX)), (OPACITY_SPREAD * alpha0) ** 2, 0.0)
+    read = (inside <= RIM_PX) | (~fit.solid & (outside <= RIM_PX))
+    prior = np.where(read, (OPACITY_SPREAD * alpha0) ** 2, 0.0)
     measured = (1.0 - alpha0) ** 2 * noise / np.maximum(towards, 1e-3)
     k = prior / np.maximum(prior + measured, 1e-12)
     return np.clip(mean + k * (projected_alpha(j, b, fit.color) - mean), 0.0, 0.95).astype(np.float32)

@@ -3,9 +3,9 @@
 Per mask region (see ``pipeline.inpaint.fit``) the mark's opacity α0 and colour W are estimated
 from the image alone (no model: a caller's mask needs no segmenter). Then, inside the mask:
 
-- the mark's solid shape and its 1-px anti-aliased rim are inverted, ``I = (J − α·W) / (1 − α)``,
+- the mark's solid shape and the 2-px rim it fades out in are inverted, ``I = (J − α·W) / (1 − α)``,
   when the fit explains the pixels and the inversion with α0 stays in gamut; α is α0 inside the
-  shape and read per pixel at its edge and on the rim (``opacity_map``), where the mark fades out;
+  shape and read per pixel at its edge and on the rim (``opacity_map``);
 - near-opaque marks (α0 above the ceiling: their whole region), inverted pixels that leave the
   gamut, and whole regions whose fit fails go to the fallback inpainter, which sees the recovered
   pixels as context;
@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
-from pipeline.inpaint.fit import FitOptions, MarkFit, background, fit_marks, invert, opacity_map
+from pipeline.inpaint.fit import FitOptions, MarkFit, background, fit_marks, invert, opacity_map, rim
 from pipeline.inpaint.regions import plan_regions
 
 
@@ -110,7 +110,7 @@ class RestoreInpainter:
                 notes.append(fit.reason)
                 continue
             assert fit.solid is not None and fit.edge is not None and fit.color is not None
-            solid, edge = fit.solid & own, fit.edge & own
+            solid, fading = fit.solid & own, rim(fit) & own
             if fit.alpha0 >= self.alpha_ceiling:
                 # Nothing to invert: the whole region goes to the fill decision (which cuts a rough
                 # mask's clean rim). The fit's solid shape is only the mark's W-coloured part; an
@@ -127,12 +127,12 @@ class RestoreInpainter:
             outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
             if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
                 return out, None, "inversion out of gamut"
-            # The shape and its anti-aliased rim, each pixel with its own opacity; what leaves the
+            # The shape and the rim it fades out in, each pixel with its own opacity; what leaves the
             # gamut is filled.
             recovered = invert(crop, opacity_map(j, b, fit, noise), fit.color)
-            outside |= ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & (solid | edge)
+            outside |= ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & (solid | fading)
             pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            out[solid | edge] = pixels[solid | edge]
+            out[solid | fading] = pixels[solid | fading]
             hole |= outside
             notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
         return out, hole, "; ".join(notes)
