@@ -11,7 +11,7 @@ from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
 from pipeline.inpaint.fit import fit_marks
-from pipeline.inpaint.restore import RestoreInpainter, fill_error
+from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
 
 
@@ -115,12 +115,37 @@ def test_a_second_mark_in_the_same_region_is_restored_on_its_own() -> None:
     marked = np.round(((1 - a) * photo / 255.0 + a * color) * 255).astype(np.uint8)
     mask = (first > 0) | (second > 0)
     restorer = RestoreInpainter("opencv")
-    _, _, notes = restorer.plan(InpaintRequest(marked, mask))
+    notes = restorer.plan(InpaintRequest(marked, mask)).notes
     assert len(notes) == 2 and "mark 2" in notes[1]  # one region, two marks
     out = restorer.inpaint(InpaintRequest(marked, mask))
     plate = second > 0
     err = np.abs(out[plate].astype(int) - photo[plate].astype(int)).mean()
     assert err < 0.2 * np.abs(marked[plate].astype(int) - photo[plate].astype(int)).mean()
+
+
+def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
+    # A hole departing from its fill by ~3× the fill's expected error: a faint mark might be what
+    # departs, so by default it is left (margin 4); an opaque mark's error is known to be large, so
+    # filling only has to be expected to err less than the mark does (2×).
+    photo = _textured()
+    hole = np.zeros(photo.shape[:2], np.uint8)
+    cv2.circle(hole, (100, 80), 12, 1, -1)
+    inside = hole > 0
+    ys, xs = np.nonzero(inside)
+    blocked = cv2.dilate(hole, np.ones((9, 9), np.uint8)) > 0
+    error = fill_error(
+        photo, blocked, hole[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], (ys.min(), xs.min())
+    )
+    assert error is not None
+    marked = photo.astype(float)
+    marked[inside] += np.sqrt(2.0 * error / 3.0) * 255  # departure ≈ fill error + 2 × it
+    marked = np.clip(marked, 0, 255).astype(np.uint8)
+    reference = cv2.inpaint(marked, hole, 3, cv2.INPAINT_TELEA)
+    departure = (((marked.astype(float) - reference) / 255) ** 2).sum(-1)[inside].mean()
+    assert 2.5 < departure / error < 3.5
+    by_default, _ = worth_filling(marked, inside, inside, reference)
+    opaque, _ = worth_filling(marked, inside, inside, reference, opaque=inside)
+    assert not by_default.any() and opaque[inside].all()
 
 
 def test_opaque_mark_is_inpainted() -> None:

@@ -25,6 +25,8 @@ reconstruction (texture continued) on wide ones, within a pixel budget.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -33,6 +35,16 @@ from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
 from pipeline.inpaint.fit import FitOptions, MarkFit, background, fit_marks, invert, opacity_map, rim
 from pipeline.inpaint.regions import plan_regions
+
+
+class Plan(NamedTuple):
+    """What ``RestoreInpainter.plan`` found: the recovered image (inverted where fits hold), the hole
+    left for the inpainter, the part of it that fits found opaque, and one line per region."""
+
+    recovered: np.ndarray
+    hole: np.ndarray
+    opaque: np.ndarray
+    notes: list[str]
 
 
 @register_inpainter("restore")
@@ -63,12 +75,12 @@ class RestoreInpainter:
         self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
 
-    def plan(self, request: InpaintRequest) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """The recovered image (inverted where fits hold), the hole left for the inpainter, and one
-        line per region saying what was done (for logs and evaluation)."""
+    def plan(self, request: InpaintRequest) -> Plan:
+        """Fit and invert each region's marks; what is left to fill (notes: for logs and evaluation)."""
         image, mask = request.image, request.mask
         out = image.copy()
         hole = np.zeros_like(mask)
+        opaque = np.zeros_like(mask)
         notes: list[str] = []
         for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
             checkpoint()  # each region's fit is a stage of its own on a large, many-marked photo
@@ -92,6 +104,8 @@ class RestoreInpainter:
                     break
                 recovered, fit_hole, what = self._apply(current, part_mask, fits, part)
                 notes.append(note + what)
+                if any(f.ok and f.alpha0 >= self.alpha_ceiling for f in fits):
+                    opaque[y0:y1, x0:x1] |= part
                 if fit_hole is None:
                     region_hole |= part
                     break
@@ -104,7 +118,7 @@ class RestoreInpainter:
                 # The rest as it came, over the photo recovered around it.
                 current = np.where(rest[..., None], current, recovered)
                 part_mask, part = crop_mask & ~done, rest
-        return out, hole & mask, notes
+        return Plan(out, hole & mask, opaque & hole & mask, notes)
 
     def _apply(
         self, crop: np.ndarray, crop_mask: np.ndarray, fits: list[MarkFit], own: np.ndarray
@@ -155,7 +169,7 @@ class RestoreInpainter:
         return out, hole, "; ".join(notes)
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
-        recovered, hole, _ = self.plan(request)
+        recovered, hole, opaque, _ = self.plan(request)
         if not hole.any():
             return recovered
         checkpoint()
@@ -165,7 +179,13 @@ class RestoreInpainter:
         # for mark and tip the decision towards filling.
         reference = self._probe_fill.inpaint(InpaintRequest(image=recovered, mask=hole))
         chosen, clean = worth_filling(
-            request.image, request.mask, hole, reference, radius=self.probe_radius, margin=self.fill_margin
+            request.image,
+            request.mask,
+            hole,
+            reference,
+            radius=self.probe_radius,
+            margin=self.fill_margin,
+            opaque=opaque,
         )
         out = np.where(hole[..., None], request.image, recovered).astype(np.uint8)
         if not chosen.any():
@@ -307,6 +327,13 @@ def _structure_map(
     return np.where(shape > 0, np.interp(depth, ts, ds), 0.0)
 
 
+OPAQUE_MARGIN = 2.0
+"""``worth_filling``'s margin for a hole a fit found opaque: the break-even. The default margin guards
+against a fill whose error was underestimated replacing a faint mark; an opaque mark is not faint
+(its pixels are the mark's colour, not the photo's), so the fill only has to be expected to err less
+than the mark does (an opaque logo over busy photo, fill error estimated within 20 %: left as it
+came at the default margin, 25.9 dB against Telea's 32.4)."""
+
 CUTS_PX = (2, 4, 6, 8)
 """Depths (px inside the mask) at which ``worth_filling`` may cut a hole: a brush stroke or a generous
 dilation reaches a few pixels past the mark, and a clean rim filled with the mark costs a fill's
@@ -324,6 +351,7 @@ def worth_filling(
     group_px: int = 2,
     margin: float = 4.0,
     cuts: tuple[int, ...] = CUTS_PX,
+    opaque: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The hole pixels whose fill is expected to do less harm than the mark on them does, and the
     hole pixels a cut found clean (context for the fill).
@@ -347,6 +375,9 @@ def worth_filling(
     more than ``margin − 1`` times the fill's expected error there (per pixel, from the copies or
     the structure function: a layer that holds mark is not left, and a fill would continue it
     inwards), and only when the cut part departs by the margin from a fill of its own rim.
+
+    ``opaque``: hole pixels whose fit found the mark opaque; a group that is mostly such pixels is
+    filled at the break-even (``OPAQUE_MARGIN``), not the margin.
     """
     kernel = np.ones((2 * group_px + 1, 2 * group_px + 1), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
@@ -354,7 +385,6 @@ def worth_filling(
     )
     blocked = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 3, 2 * radius + 3), np.uint8)) > 0
     depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    scale = margin / 2.0  # the estimate's calibration: true fill errors run up to twice it
     fill = np.zeros_like(hole)
     clean = np.zeros_like(hole)
     for k in range(1, n):
@@ -363,6 +393,9 @@ def worth_filling(
         group = (labels[box] == k) & hole[box]
         if not group.any():
             continue
+        sure = opaque is not None and float(opaque[box][group].mean()) >= 0.5
+        # The estimate's calibration (true fill errors run up to twice it), or none for an opaque mark.
+        scale = (OPAQUE_MARGIN if sure else margin) / 2.0
         departure = (((image[box].astype(np.float32) - filled[box]) / 255.0) ** 2).sum(-1)
         maps: list[np.ndarray] = []
         error = fill_error(image, blocked, group.astype(np.uint8), (y, x), radius, maps=maps)
