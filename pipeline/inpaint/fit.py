@@ -188,15 +188,17 @@ def fit_marks(
     mask: np.ndarray,
     *,
     options: FitOptions | None = None,
+    fill: np.ndarray | None = None,
 ) -> list[MarkFit]:
     """Fit one constant-colour, constant-opacity mark inside ``mask`` of an RGB uint8 crop.
 
     An empty list: nothing in the mask departs from its surroundings; else one fit (a list, so a
-    region of several layers can be returned the same way).
+    region of several layers can be returned the same way). ``fill``: ``background(image, mask)``
+    when the caller has it already.
     """
     opt = options or FitOptions()
     j = image.astype(np.float32) / 255.0
-    b = background(image, mask, opt.background_radius)
+    b = background(image, mask, opt.background_radius) if fill is None else fill
     flat_j = j.reshape(-1, 3)
     change = np.linalg.norm(j - b, axis=-1)
     texture = _photo_step(flat_j, mask)  # at the fit's pair spacing

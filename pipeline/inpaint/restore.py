@@ -92,7 +92,8 @@ class RestoreInpainter:
             # components it leaves (mostly) unexplained are fitted again, over the photo it recovered.
             current, part_mask, part = crop, crop_mask, region.own
             for k in range(MAX_MARKS):
-                fits = fit_marks(current, part_mask, options=self.options)
+                b = background(current, part_mask, self.options.background_radius)
+                fits = fit_marks(current, part_mask, options=self.options, fill=b)
                 if not fits:
                     if k == 0:
                         notes.append(f"{region.bbox}: no mark")
@@ -102,14 +103,14 @@ class RestoreInpainter:
                     region_hole |= part if fits[0].edge is None else fits[0].edge & part
                     notes.append(note + fits[0].reason)
                     break
-                recovered, fit_hole, what = self._apply(current, part_mask, fits, part)
+                recovered, fit_hole, what = self._apply(current, part_mask, b, fits, part)
                 notes.append(note + what)
                 if any(f.ok and f.alpha0 >= self.alpha_ceiling for f in fits):
                     opaque[y0:y1, x0:x1] |= part
                 if fit_hole is None:
                     region_hole |= part
                     break
-                rest = _unexplained(current, part_mask, part, fits, self.options)
+                rest = _unexplained(current, b, part, fits, self.options)
                 done = part & ~rest
                 region_out[done] = recovered[done]
                 region_hole |= fit_hole & done
@@ -121,16 +122,16 @@ class RestoreInpainter:
         return Plan(out, hole & mask, opaque & hole & mask, notes)
 
     def _apply(
-        self, crop: np.ndarray, crop_mask: np.ndarray, fits: list[MarkFit], own: np.ndarray
+        self, crop: np.ndarray, crop_mask: np.ndarray, b: np.ndarray, fits: list[MarkFit], own: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """Invert each fitted layer of one region; the hole it leaves (None: inpaint it whole)."""
+        """Invert each fitted layer of one region; the hole it leaves (None: inpaint it whole).
+
+        ``b``: the background under the mask (``fit.background``); each pixel's own opacity is read
+        against it as far as it can be trusted there (``opacity_map``)."""
         out = crop.copy()
         hole = np.zeros_like(own)
         notes = []
-        # The background under the mask and how far it can be trusted, per pixel: each pixel's own
-        # opacity is read against it (``opacity_map``).
         j = crop.astype(np.float32) / 255.0
-        b = background(crop, crop_mask, self.options.background_radius)
         grown = (
             cv2.dilate(crop_mask.astype(np.uint8), np.ones((2 * self.probe_radius + 3,) * 2, np.uint8)) > 0
         )
@@ -203,17 +204,16 @@ MAX_MARKS = 3
 
 
 def _unexplained(
-    image: np.ndarray, mask: np.ndarray, part: np.ndarray, fits: list[MarkFit], opt: FitOptions
+    image: np.ndarray, b: np.ndarray, part: np.ndarray, fits: list[MarkFit], opt: FitOptions
 ) -> np.ndarray:
-    """The connected components of ``part`` whose marked pixels (those that depart from a fill of
-    their surroundings) are mostly (half or more) outside every fitted mark's shape and rim:
+    """The connected components of ``part`` whose marked pixels (those that depart from ``b``, the
+    fill of their surroundings) are mostly (half or more) outside every fitted mark's shape and rim:
     another mark's, which the fit only grazed. Measured on marked pixels, not on all: a rough
     mask's component is mostly clean photo around the one mark it holds."""
     covered = np.zeros_like(part)
     for fit in fits:
         if fit.ok and fit.solid is not None:
             covered |= fit.solid | rim(fit)
-    b = background(image, mask, opt.background_radius)
     marked = part & (np.linalg.norm(image.astype(np.float32) / 255.0 - b, axis=-1) > opt.min_change)
     _, labels = cv2.connectedComponents(part.astype(np.uint8), connectivity=8)
     n = int(labels.max()) + 1
