@@ -44,7 +44,7 @@ class MarkFit:
     alpha0: float = 0.0
     color: np.ndarray | None = None  # (3,) float32 in [0, 1]
     solid: np.ndarray | None = None  # bool: the mark at full opacity α0
-    edge: np.ndarray | None = None  # bool: the anti-aliased rim around ``solid`` (no reliable α)
+    edge: np.ndarray | None = None  # bool: the rim around ``solid`` a refit takes in (failed: what to fill)
     explained: float = 0.0  # share of the outline's step above texture that the fit explains
     removed: float = 0.0  # the step across the outline the inversion removes (RGB L1, 0..3)
 
@@ -55,7 +55,7 @@ class FitOptions:
 
     min_change: float = 0.04  # |J − B| (RGB L2, 0..1) that counts as marked: ~6 levels per channel
     min_pixels: int = 12  # fewer candidate pixels: no mark to fit
-    edge_px: int = 1  # rim width handed to the inpainter around the solid shape
+    edge_px: int = 1  # width of ``MarkFit.edge`` (restore reads opacity per pixel on ``rim``)
     solid_ratio: float = 0.5  # α/α0 above which a pixel is part of the solid shape
     min_explained: float = 0.6  # weighted R² below which the fit is rejected
     max_out_of_gamut: float = 0.1  # share of inverted solid pixels outside [0, 1] that rejects the fit

@@ -105,13 +105,13 @@ class RestoreInpainter:
                     break
                 recovered, fit_hole, what = self._apply(current, part_mask, b, fits, part)
                 notes.append(note + what)
-                if any(f.ok and f.alpha0 >= self.alpha_ceiling for f in fits):
-                    opaque[y0:y1, x0:x1] |= part
                 if fit_hole is None:
                     region_hole |= part
                     break
                 rest = _unexplained(current, b, part, fits, self.options)
                 done = part & ~rest
+                if any(f.ok and f.alpha0 >= self.alpha_ceiling for f in fits):
+                    opaque[y0:y1, x0:x1] |= done
                 region_out[done] = recovered[done]
                 region_hole |= fit_hole & done
                 if not rest.any():
