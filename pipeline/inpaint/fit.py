@@ -423,17 +423,24 @@ def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | 
     """
     assert fit.color is not None and fit.solid is not None
     alpha0 = fit.alpha0
-    inside = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     outside = cv2.distanceTransform((~fit.solid).astype(np.uint8), cv2.DIST_L2, 3)
     mean = np.where(fit.solid, alpha0, np.where(outside <= 1.5, 0.5 * alpha0, 0.0)).astype(np.float32)
     if noise is None:
         return mean
+    # Read per pixel within RIM_PX of the shape's edge inside it, and everywhere outside it (the
+    # caller applies the map on the shape and its ``rim``).
+    inside = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     towards = ((fit.color - b) ** 2).sum(-1)
-    read = (inside <= RIM_PX) | (~fit.solid & (outside <= RIM_PX))
+    read = inside <= RIM_PX
     prior = np.where(read, (OPACITY_SPREAD * alpha0) ** 2, 0.0)
     measured = (1.0 - alpha0) ** 2 * noise / np.maximum(towards, 1e-3)
     k = prior / np.maximum(prior + measured, 1e-12)
     return np.clip(mean + k * (projected_alpha(j, b, fit.color) - mean), 0.0, 0.95).astype(np.float32)
+
+
+def out_of_gamut(recovered: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pixels of a float RGB inversion that leave [0, 1] by more than ``tolerance`` in a channel."""
+    return ((recovered < -tolerance) | (recovered > 1.0 + tolerance)).any(-1)
 
 
 def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:

@@ -33,7 +33,16 @@ import numpy as np
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
-from pipeline.inpaint.fit import FitOptions, MarkFit, background, fit_marks, invert, opacity_map, rim
+from pipeline.inpaint.fit import (
+    FitOptions,
+    MarkFit,
+    background,
+    fit_marks,
+    invert,
+    opacity_map,
+    out_of_gamut,
+    rim,
+)
 from pipeline.inpaint.regions import plan_regions
 
 
@@ -132,16 +141,18 @@ class RestoreInpainter:
         hole = np.zeros_like(own)
         notes = []
         j = crop.astype(np.float32) / 255.0
-        grown = (
-            cv2.dilate(crop_mask.astype(np.uint8), np.ones((2 * self.probe_radius + 3,) * 2, np.uint8)) > 0
-        )
-        noise = _structure_map(crop, grown, crop_mask.astype(np.uint8), (0, 0))
+        noise = None  # how far ``b`` can be trusted per pixel, for the fits that invert
+        if any(fit.ok and fit.alpha0 < self.alpha_ceiling for fit in fits):
+            grown = cv2.dilate(
+                crop_mask.astype(np.uint8), np.ones((2 * self.probe_radius + 3,) * 2, np.uint8)
+            )
+            noise = _structure_map(crop, grown > 0, crop_mask.astype(np.uint8), (0, 0))
         for fit in fits:
             if not fit.ok:  # a later layer nobody could explain: inpaint just its pixels
                 hole |= (fit.edge if fit.edge is not None else own) & own
                 notes.append(fit.reason)
                 continue
-            assert fit.solid is not None and fit.edge is not None and fit.color is not None
+            assert fit.solid is not None and fit.color is not None
             solid, fading = fit.solid & own, rim(fit) & own
             if fit.alpha0 >= self.alpha_ceiling:
                 # Nothing to invert: the whole region goes to the fill decision (which cuts a rough
@@ -154,15 +165,14 @@ class RestoreInpainter:
             # The fit is judged by inverting with its constant: a pixel whose own opacity would keep
             # it in gamut is no evidence that the fit holds (on a white backdrop the per-pixel map
             # kept a wrong fit in gamut that the fill would have mended: 58 → 42 dB).
-            recovered = invert(crop, fit.alpha0, fit.color)
             tol = self.options.gamut_tolerance
-            outside = ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & solid
+            outside = out_of_gamut(invert(crop, fit.alpha0, fit.color), tol) & solid
             if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
                 return out, None, "inversion out of gamut"
             # The shape and the rim it fades out in, each pixel with its own opacity; what leaves the
             # gamut is filled.
             recovered = invert(crop, opacity_map(j, b, fit, noise), fit.color)
-            outside |= ((recovered < -tol) | (recovered > 1.0 + tol)).any(-1) & (solid | fading)
+            outside |= out_of_gamut(recovered, tol) & (solid | fading)
             pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
             out[solid | fading] = pixels[solid | fading]
             hole |= outside
