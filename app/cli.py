@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import MarklessError
+from pipeline.errors import MarklessError, ModelNotAvailableError
 from pipeline.options import RemoveOptions, SegmentOptions
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def cmd_marks_learn(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from pipeline import io
-    from pipeline.factory import default_uses_decomposition
+    from pipeline.factory import default_needs_decomposition, default_uses_decomposition
     from pipeline.marks import MarkProfile
 
     settings = _settings(args)
@@ -276,7 +276,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
         _learn(files, settings) if args.same_mark else MarkProfile.load(args.mark) if args.mark else None
     )
     needs_segmenter = profile is None and (args.mask is None or default_uses_decomposition(settings))
-    remover = _remover(args, with_segmenter=needs_segmenter)
+    try:
+        remover = _remover(args, with_segmenter=needs_segmenter)
+    except ModelNotAvailableError:
+        if not needs_segmenter or args.mask is None or default_needs_decomposition(settings):
+            raise
+        remover = _remover(args, with_segmenter=False)  # restore's fits need no model
     out_dir.mkdir(parents=True, exist_ok=True)
     if masks_dir:
         masks_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 
 from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
-from pipeline.inpaint.base import Inpainter, available_inpainters, build_inpainter, uses_decomposition
+from pipeline.inpaint.base import (
+    Inpainter,
+    available_inpainters,
+    build_inpainter,
+    needs_decomposition,
+    uses_decomposition,
+)
 from pipeline.masks import MaskRefiner
 from pipeline.options import describe_validation_error
 from pipeline.remover import Remover
@@ -38,12 +44,20 @@ def resolve_inpainter_name(
 
 def default_uses_decomposition(config: ModelSettings) -> bool:
     """Whether ``config``'s default inpainter (``auto`` resolved) reads the segmenter's maps with a
-    given mask (unblend does; restore reads the image alone): then the segmenter is loaded even
-    when every mask is supplied."""
-    name = resolve_inpainter_name(
+    given mask (unblend inverts with them; restore asks them before a fill replaces photo): then
+    the segmenter is loaded even when every mask is supplied."""
+    return uses_decomposition(_default_name(config))
+
+
+def default_needs_decomposition(config: ModelSettings) -> bool:
+    """Whether ``config``'s default inpainter cannot do without the segmenter's maps (unblend)."""
+    return needs_decomposition(_default_name(config))
+
+
+def _default_name(config: ModelSettings) -> str:
+    return resolve_inpainter_name(
         config.inpainter, diffusion_model=config.diffusion_model, device=config.device
     )
-    return uses_decomposition(name)
 
 
 def build_remover(

@@ -62,7 +62,8 @@ def test_remove_with_user_mask_folder(folder: Path, tmp_path: Path, tiny_segment
 def test_given_masks_load_the_segmenter_only_for_an_inpainter_that_reads_its_maps(
     folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With --mask, opencv and restore (the default) need no segmenter; unblend reads its maps."""
+    """With --mask, opencv needs no segmenter, restore (the default) reads its maps when there are
+    weights and runs without them, unblend cannot."""
     masks = tmp_path / "given"
     masks.mkdir()
     m = np.zeros((240, 320), np.uint8)

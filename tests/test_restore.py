@@ -127,6 +127,15 @@ def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
     # A hole departing from its fill by ~3× the fill's expected error: a faint mark might be what
     # departs, so by default it is left (margin 4); an opaque mark's error is known to be large, so
     # filling only has to be expected to err less than the mark does (2×).
+    marked, inside, reference, _ = _departing_disc(3.0)
+    by_default, _ = worth_filling(marked, inside, inside, reference)
+    opaque, _ = worth_filling(marked, inside, inside, reference, opaque=inside)
+    assert not by_default.any() and opaque[inside].all()
+
+
+def _departing_disc(times: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A disc over texture departing from its Telea fill by ``times`` the fill's expected error;
+    returns (marked image, disc, fill reference, expected fill error)."""
     photo = _textured()
     hole = np.zeros(photo.shape[:2], np.uint8)
     cv2.circle(hole, (100, 80), 12, 1, -1)
@@ -138,14 +147,27 @@ def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
     )
     assert error is not None
     marked = photo.astype(float)
-    marked[inside] += np.sqrt(2.0 * error / 3.0) * 255  # departure ≈ fill error + 2 × it
+    marked[inside] += np.sqrt((times - 1.0) * error / 3.0) * 255  # + the fill's own error
     marked = np.clip(marked, 0, 255).astype(np.uint8)
     reference = cv2.inpaint(marked, hole, 3, cv2.INPAINT_TELEA)
     departure = (((marked.astype(float) - reference) / 255) ** 2).sum(-1)[inside].mean()
-    assert 2.5 < departure / error < 3.5
-    by_default, _ = worth_filling(marked, inside, inside, reference)
-    opaque, _ = worth_filling(marked, inside, inside, reference, opaque=inside)
-    assert not by_default.any() and opaque[inside].all()
+    assert 0.8 * times < departure / error < 1.2 * times
+    return marked, inside, reference, error
+
+
+@pytest.mark.parametrize("times", [6.0, 12.0])
+def test_a_fill_waits_for_the_segmenters_reading_of_the_mark(times: float) -> None:
+    # Past the margin (4×) the departure alone would fill. With the heads' reading given, a hole they
+    # see no mark in is left — the departure may be the fill's own error, underestimated — unless it
+    # departs by twice the margin; a hole they see the mark in is filled.
+    marked, inside, reference, error = _departing_disc(times)
+    alone, _ = worth_filling(marked, inside, inside, reference)
+    faint, _ = worth_filling(marked, inside, inside, reference, mark_error=np.zeros(inside.shape))
+    seen, _ = worth_filling(
+        marked, inside, inside, reference, mark_error=np.where(inside, error, 0.0).astype(np.float32)
+    )
+    assert alone[inside].all() and seen[inside].all()
+    assert faint[inside].all() == (times > 8.0)
 
 
 def test_opaque_mark_is_inpainted() -> None:
@@ -276,10 +298,9 @@ def test_a_cancelled_job_stops_before_the_fallback_fill() -> None:
     assert not fallback.masks
 
 
-def test_only_unblend_reads_the_decomposition_maps() -> None:
-    assert uses_decomposition("unblend")
-    assert not uses_decomposition("restore") and not uses_decomposition("opencv")
-    assert not uses_decomposition("no-such-inpainter")
+def test_unblend_and_restore_read_the_decomposition_maps() -> None:
+    assert uses_decomposition("unblend") and uses_decomposition("restore")
+    assert not uses_decomposition("opencv") and not uses_decomposition("no-such-inpainter")
 
 
 @pytest.mark.parametrize("grow", [0, 6])

@@ -63,10 +63,18 @@ def available_inpainters() -> list[str]:
 
 def uses_decomposition(name: str) -> bool:
     """Whether the registered inpainter ``name`` reads the segmenter's maps (opacity, colour) even
-    when the mask is given, so a caller that supplies masks must still load the segmenter for it.
+    when the mask is given, so a caller that supplies masks should still load the segmenter for it.
     Read from the class, before anything is built; an unknown name reads none."""
     _import_builtin()
     return bool(getattr(_REGISTRY.get(name), "uses_decomposition", False))
+
+
+def needs_decomposition(name: str) -> bool:
+    """Whether ``name`` is pointless without the segmenter's maps (unblend would be plain
+    inpainting), so a caller must not run it without them; restore reads them only as a second
+    opinion and runs without."""
+    _import_builtin()
+    return bool(getattr(_REGISTRY.get(name), "needs_decomposition", False))
 
 
 def build_inpainter(name: str, **kwargs: Any) -> Inpainter:

@@ -31,6 +31,7 @@ class UnblendInpainter:
 
     name = "unblend"
     uses_decomposition = True  # Remover runs the segmenter for α/W even when the user gives a mask
+    needs_decomposition = True  # without them this is plain inpainting
 
     def __init__(
         self,
