@@ -519,6 +519,22 @@ def test_synth_cli_writes_a_set_without_a_cache(tmp_path: Path, monkeypatch: pyt
     assert main(["-o", str(tmp_path / "bad"), "--n", "0"]) == 1  # typed error → exit code, no traceback
 
 
+def test_synth_cli_stacks_configs_later_ones_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.synth.writer import main
+
+    monkeypatch.setenv("MARKLESS_ASSETS", str(tmp_path / "no-cache"))
+    base, only = tmp_path / "base.yaml", tmp_path / "only.yaml"
+    base.write_text("kind_weights: {text: 1.0}\np_no_mark: 0.0\np_tiled: 0.0\n")
+    only.write_text("kind_weights: {symbol: 1.0}\n")
+    out = tmp_path / "out"
+    args = ["-o", str(out), "--n", "3", "--seed", "1", "--size", "64", "64"]
+    assert main([*args, "--config", str(base), "--config", str(only)]) == 0
+    kinds = {
+        m["kind"] for line in (out / "meta.jsonl").read_text().splitlines() for m in json.loads(line)["marks"]
+    }
+    assert kinds == {"symbol"}
+
+
 def test_debian_copyright_licence_lookup() -> None:
     from training.assets.licences import licence_for
 

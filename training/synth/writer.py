@@ -129,18 +129,22 @@ def _pool_for(assets: Path | None, split: str, photos: Sequence[Path]) -> AssetP
     return AssetPool.builtin(photos_in_dirs(photos, split))
 
 
-def _load_config(path: Path) -> dict[str, Any]:
-    """Generator overrides from YAML (e.g. a restoration set: normal blend, translucent logos + text)."""
+def _load_config(paths: Sequence[Path]) -> dict[str, Any]:
+    """Generator overrides from YAML files, later ones over earlier ones (e.g. a restoration set:
+    normal blend, translucent logos + text; then only platform marks on top of it)."""
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise InvalidParameterError(f"{path}: synth config must be a YAML mapping")
-    return data
+    merged: dict[str, Any] = {}
+    for path in paths:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise InvalidParameterError(f"{path}: synth config must be a YAML mapping")
+        merged.update(data)
+    return merged
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR] [--config YAML]``."""
+    """``markless synth --n N --seed S -o DIR [--split val|train] [--size H W | --full-size] [--assets DIR] [--config YAML]...``."""
     import argparse
     import sys
 
@@ -171,7 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a folder of clean real photos to add to the backgrounds (its --split share; repeatable)",
     )
     parser.add_argument(
-        "--config", type=Path, default=None, help="YAML mapping of generator overrides (SynthConfig fields)"
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="YAML mapping of generator overrides (SynthConfig fields; repeatable, later ones win)",
     )
     args = parser.parse_args(argv)
     try:
