@@ -159,14 +159,18 @@ def _departing_disc(times: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, f
 def test_a_fill_waits_for_the_segmenters_reading_of_the_mark(times: float) -> None:
     # Past the margin (4×) the departure alone would fill. With the heads' reading given, a hole they
     # see no mark in is left — the departure may be the fill's own error, underestimated — unless it
-    # departs by twice the margin; a hole they see the mark in is filled.
+    # departs by twice the margin or a fit found it opaque; a hole they see the mark in is filled.
     marked, inside, reference, error = _departing_disc(times)
     alone, _ = worth_filling(marked, inside, inside, reference)
     faint, _ = worth_filling(marked, inside, inside, reference, mark_error=np.zeros(inside.shape))
     seen, _ = worth_filling(
         marked, inside, inside, reference, mark_error=np.where(inside, error, 0.0).astype(np.float32)
     )
-    assert alone[inside].all() and seen[inside].all()
+    # a hole a fit found opaque has its own evidence of a strong mark: the heads are not asked
+    opaque, _ = worth_filling(
+        marked, inside, inside, reference, opaque=inside, mark_error=np.zeros(inside.shape)
+    )
+    assert alone[inside].all() and seen[inside].all() and opaque[inside].all()
     assert faint[inside].all() == (times > 8.0)
 
 
