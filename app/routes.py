@@ -287,7 +287,8 @@ async def remove(
         UploadFile | None,
         File(
             description="Optional mask, same size as the (EXIF-rotated) image: white = remove. "
-            "Skips segmentation; pixels outside it are returned unchanged."
+            "Used instead of the segmenter's mask (restore and unblend still read its opacity and "
+            "colour maps); pixels outside it are returned unchanged."
         ),
     ] = None,
     output_format: Annotated[

@@ -116,7 +116,8 @@ class Remover:
         segmentation: SegmentOutput | None = None,
         **values: Any,
     ) -> Result:
-        """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) skips segmentation.
+        """Remove the watermark. A user-supplied ``mask`` (bool or 0/255, same HxW) replaces the
+        segmenter's (which still runs for its maps when the restoration reads them).
 
         ``values`` (``seed=``, ``inpainter=``...) are a shorthand for ``RemoveOptions``.
         ``segmentation``: this image's segmenter output when the caller already has it (evaluation
