@@ -17,7 +17,8 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
   photo worse than the mark does (``worth_filling``); it stays as it was. When the segmenter's
   decomposition heads come with the request, a fill also needs their reading of the mark to be
-  worth it, unless the hole departs from its fill by twice the margin (``HEADS_VETO``);
+  worth it, unless the hole departs from its fill by twice the margin or a fit found its mark
+  opaque (``HEADS_VETO``);
 - a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
   stays as it was and is the fill's context.
 
