@@ -203,7 +203,7 @@ class RestoreInpainter:
             radius=self.probe_radius,
             margin=self.fill_margin,
             opaque=opaque,
-            mark_error=_heads_mark_error(request, reference),
+            mark_error=_heads_mark_error(request, reference, hole),
         )
         out = np.where(hole[..., None], request.image, recovered).astype(np.uint8)
         if not chosen.any():
@@ -216,14 +216,17 @@ class RestoreInpainter:
         return out
 
 
-def _heads_mark_error(request: InpaintRequest, reference: np.ndarray) -> np.ndarray | None:
-    """The segmenter's reading of the mark's squared error per pixel, ``α²·|W − B|²`` (0..1 units,
-    ``B`` the fill ``reference``), when its decomposition heads came with the request; else None."""
+def _heads_mark_error(request: InpaintRequest, reference: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
+    """The segmenter's reading of the mark's squared error on ``hole``, ``α²·|W − B|²`` per pixel (0..1
+    units, ``B`` the fill ``reference``; 0 elsewhere), when its decomposition heads came with the
+    request; else None."""
     if request.alpha is None or request.color is None:
         return None
-    alpha = np.clip(request.alpha.astype(np.float32), 0.0, 1.0)
-    diff = request.color.astype(np.float32) - reference.astype(np.float32) / 255.0
-    return alpha**2 * (diff**2).sum(-1)
+    out = np.zeros(hole.shape, np.float32)
+    alpha = np.clip(request.alpha[hole].astype(np.float32), 0.0, 1.0)
+    diff = request.color[hole].astype(np.float32) - reference[hole].astype(np.float32) / 255.0
+    out[hole] = alpha**2 * (diff**2).sum(-1)
+    return out
 
 
 MAX_MARKS = 3
