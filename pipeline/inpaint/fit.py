@@ -302,9 +302,7 @@ def _fit_layer(
         return MarkFit(False, "no solid mark")
     if explained < opt.min_explained:
         return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
-    k = 2 * opt.edge_px + 1
-    grown = cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-    edge = mask & grown & ~solid
+    edge = mask & _ring(solid, opt.edge_px)
     return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
 
 
@@ -402,9 +400,14 @@ RIM_PX = 2
 def rim(fit: MarkFit) -> np.ndarray:
     """The pixels around a fit's solid shape, out to ``RIM_PX``, where the mark fades out."""
     assert fit.solid is not None
-    k = 2 * RIM_PX + 1
-    grown = cv2.dilate(fit.solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-    return grown & ~fit.solid
+    return _ring(fit.solid, RIM_PX)
+
+
+def _ring(shape: np.ndarray, px: int) -> np.ndarray:
+    """The pixels within ``px`` (an elliptic neighbourhood) around ``shape``, not in it."""
+    k = 2 * px + 1
+    grown = cv2.dilate(shape.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    return grown & ~shape
 
 
 def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | None) -> np.ndarray:

@@ -149,10 +149,8 @@ class RestoreInpainter:
         j = crop.astype(np.float32) / 255.0
         noise = None  # how far ``b`` can be trusted per pixel, for the fits that invert
         if any(fit.ok and fit.alpha0 < self.alpha_ceiling for fit in fits):
-            grown = cv2.dilate(
-                crop_mask.astype(np.uint8), np.ones((2 * self.probe_radius + 3,) * 2, np.uint8)
-            )
-            noise = _structure_map(crop, grown > 0, crop_mask.astype(np.uint8), (0, 0))
+            blocked = _blocked(crop_mask, self.probe_radius)
+            noise = _structure_map(crop, blocked, crop_mask.astype(np.uint8), (0, 0))
         for fit in fits:
             if not fit.ok:  # a later layer nobody could explain: inpaint just its pixels
                 hole |= (fit.edge if fit.edge is not None else own) & own
@@ -250,6 +248,12 @@ def _unexplained(
     size = np.bincount(labels[marked], minlength=n)
     inside = np.bincount(labels[marked & covered], minlength=n)
     return part & (size[labels] >= opt.min_pixels) & (inside[labels] < 0.5 * size[labels])
+
+
+def _blocked(mask: np.ndarray, radius: int) -> np.ndarray:
+    """The mask and the band around it a Telea fill of ``radius`` reads: no clean photo to measure
+    a fill's error on."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 3, 2 * radius + 3), np.uint8)) > 0
 
 
 PROBE_DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
@@ -423,7 +427,7 @@ def worth_filling(
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
         cv2.dilate(hole.astype(np.uint8), kernel), connectivity=8
     )
-    blocked = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 3, 2 * radius + 3), np.uint8)) > 0
+    blocked = _blocked(mask, radius)
     depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     fill = np.zeros_like(hole)
     clean = np.zeros_like(hole)
@@ -436,6 +440,7 @@ def worth_filling(
         sure = opaque is not None and float(opaque[box][group].mean()) >= 0.5
         # The estimate's calibration (true fill errors run up to twice it), or none for an opaque mark.
         scale = (OPAQUE_MARGIN if sure else margin) / 2.0
+        heads = None if sure else mark_error  # an opaque fit is its own evidence of a strong mark
         departure = (((image[box].astype(np.float32) - filled[box]) / 255.0) ** 2).sum(-1)
         maps: list[np.ndarray] = []
         error = fill_error(image, blocked, group.astype(np.uint8), (y, x), radius, maps=maps)
@@ -448,7 +453,7 @@ def worth_filling(
         excess = departure - scale * expected  # the mark's error, read pessimistically
         best, best_gain = None, 0.0  # a fill must be expected to gain
         gain = float(excess[group].sum()) - scale * float(group.sum()) * error
-        if gain > best_gain and (sure or _heads_agree(mark_error, departure, box, group, error, margin)):
+        if gain > best_gain and _heads_agree(heads, departure, box, group, error, margin):
             best, best_gain = group, gain
         kept_part = group
         for r in cuts:
@@ -467,7 +472,7 @@ def worth_filling(
             if (
                 gain > best_gain
                 and _own_departure(image, part, (y, x), radius) > margin * error
-                and (sure or _heads_agree(mark_error, departure, box, part, error, margin))
+                and _heads_agree(heads, departure, box, part, error, margin)
             ):
                 best, best_gain = part, gain
         if best is not None:
