@@ -13,6 +13,7 @@ from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decompos
 from pipeline.inpaint.fit import fit_marks
 from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
+from training.evaluate import psnr
 
 
 def _textured(h: int = 160, w: int = 200) -> np.ndarray:
@@ -121,6 +122,28 @@ def test_a_second_mark_in_the_same_region_is_restored_on_its_own() -> None:
     plate = second > 0
     err = np.abs(out[plate].astype(int) - photo[plate].astype(int)).mean()
     assert err < 0.2 * np.abs(marked[plate].astype(int) - photo[plate].astype(int)).mean()
+
+
+@pytest.mark.parametrize("opacity, color", [(1.0, (0.7, 0.9, 0.3)), (0.6, (1.0, 1.0, 1.0))])
+def test_a_mark_over_its_soft_dark_shadow_is_fitted_after_the_shadow(
+    opacity: float, color: tuple[float, float, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tile with the soft dark shadow that keeps platform marks readable: the region's outline is
+    # the shadow's, so the first fit is the shadow; the tile above it is fitted over the photo
+    # recovered under it. Not fitted again, the tile stays as it came.
+    photo = _textured(200, 260)
+    tile = np.zeros((200, 260), np.float32)
+    cv2.rectangle(tile, (90, 70), (170, 130), 1.0, -1)
+    shadow = 0.5 * cv2.GaussianBlur(cv2.dilate(tile, np.ones((5, 5), np.uint8)), (0, 0), 5) * (1 - tile)
+    under = (1 - shadow[..., None]) * photo / 255.0
+    marked = (1 - opacity * tile[..., None]) * under + opacity * tile[..., None] * np.asarray(color)
+    marked = np.round(marked * 255).astype(np.uint8)
+    mask = (opacity * tile + shadow) > 0.02
+    restorer = RestoreInpainter("opencv")
+    before = psnr(marked, photo, mask)
+    assert psnr(restorer.inpaint(InpaintRequest(marked, mask)), photo, mask) > before + 5
+    monkeypatch.setattr(restorer, "_peel", lambda fits: False)
+    assert psnr(restorer.inpaint(InpaintRequest(marked, mask)), photo, mask) < before + 1
 
 
 def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
