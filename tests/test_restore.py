@@ -156,6 +156,17 @@ def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
     assert not by_default.any() and opaque[inside].all()
 
 
+def test_a_hole_the_heads_read_as_a_strong_mark_is_filled_at_the_break_even() -> None:
+    # The same hole: left by default, filled when the segmenter's heads read the mark's error at
+    # more than twice the fill's expected error, not when they read it at the fill's error.
+    marked, inside, reference, error = _departing_disc(3.0)
+    strong = np.where(inside, 2.5 * error, 0.0).astype(np.float32)
+    weak = np.where(inside, 1.0 * error, 0.0).astype(np.float32)
+    read_strong, _ = worth_filling(marked, inside, inside, reference, mark_error=strong)
+    read_weak, _ = worth_filling(marked, inside, inside, reference, mark_error=weak)
+    assert read_strong[inside].all() and not read_weak.any()
+
+
 def _departing_disc(times: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """A disc over texture departing from its Telea fill by ``times`` the fill's expected error;
     returns (marked image, disc, fill reference, expected fill error)."""
