@@ -254,6 +254,7 @@ DARK_LUMA = 0.3
 
 
 def _luma(color: np.ndarray) -> float:
+    """Rec. 601 luma of an RGB colour in 0..1."""
     return float(np.dot(color, (0.299, 0.587, 0.114)))
 
 
@@ -420,8 +421,8 @@ def worth_filling(
     Per group of hole pixels (strokes closer than ``2·group_px`` are one group): leaving it as
     ``image`` has it (what comes back unfilled: the input, or the photo recovered under a shadow)
     costs the mark's error there ``e_mark²``, filling it the fill's ``e_fill²`` (``fill_error``).
-    ``image`` departs from the ``filled`` reference by ``d² ≈ e_mark² + e_fill²`` (the two are independent), so filling pays
-    when ``d² > 2·e_fill²``. The estimate of ``e_fill²`` is measured beside the hole, not on it, and
+    ``image`` departs from the ``filled`` reference by ``d² ≈ e_mark² + e_fill²`` (the two are
+    independent), so filling pays when ``d² > 2·e_fill²``. The estimate of ``e_fill²`` is measured beside the hole, not on it, and
     errs low more often than high (on 664 holes of the restoration set, true/estimated: median
     1.26, pixel-weighted upper quartile 2.1), and a fill that misjudges costs more than a mark left
     as it was; so the estimate is taken ``margin / 2`` times (default 2, that quartile) and the
@@ -524,8 +525,10 @@ HEADS_SURE = 2.0
 by its bias) must be for the fill to be judged at the break-even (``OPAQUE_MARGIN``), as for a mark a
 fit found opaque. The heads read a median 2.8 times low, so at twice the fill's error the mark is
 very likely stronger than the margin asks for; at the default margin such holes were left as they
-came: an opaque grey logo over gravel departing 3.9× its fill's expected error (true fill error 8
-times below the mark's), a translucent green plate over a tiled floor at 3.5× (2×)."""
+came: an opaque grey logo over gravel departing 3.9× its fill's expected error (its true fill error
+8 times below the mark's), a translucent green plate over a tiled floor at 3.5× (2 times below).
+Half of that, 1×, gained more but made three photos of the five sets worse (heads that over-read a
+faint mark 4.6×); at 2× none."""
 
 
 def _heads_agree(
