@@ -223,7 +223,7 @@ class RestoreInpainter:
             opaque=opaque,
             mark_error=_heads_mark_error(request, reference, hole),
         )
-        out = recovered.copy()
+        out = recovered  # the plan's own array: unfilled pixels come back as it recovered them
         if not chosen.any():
             return out
         checkpoint()  # between the decision and the fill, the fallback's own cost still ahead
@@ -422,13 +422,13 @@ def worth_filling(
     ``image`` has it (what comes back unfilled: the input, or the photo recovered under a shadow)
     costs the mark's error there ``e_mark²``, filling it the fill's ``e_fill²`` (``fill_error``).
     ``image`` departs from the ``filled`` reference by ``d² ≈ e_mark² + e_fill²`` (the two are
-    independent), so filling pays when ``d² > 2·e_fill²``. The estimate of ``e_fill²`` is measured beside the hole, not on it, and
-    errs low more often than high (on 664 holes of the restoration set, true/estimated: median
-    1.26, pixel-weighted upper quartile 2.1), and a fill that misjudges costs more than a mark left
-    as it was; so the estimate is taken ``margin / 2`` times (default 2, that quartile) and the
-    default margin is 4: a group is filled when ``d² > 4·e_fill²``. A faint mark over texture is
-    left as it is: the photo then comes back no worse than it came. Where the fill's error cannot be
-    measured (no clean photo around the hole at all), the group is filled.
+    independent), so filling pays when ``d² > 2·e_fill²``. The estimate of ``e_fill²`` is measured
+    beside the hole, not on it, and errs low more often than high (on 664 holes of the restoration
+    set, true/estimated: median 1.26, pixel-weighted upper quartile 2.1), and a fill that misjudges
+    costs more than a mark left as it was; so the estimate is taken ``margin / 2`` times (default 2,
+    that quartile) and the default margin is 4: a group is filled when ``d² > 4·e_fill²``. A faint
+    mark over texture is left as it is: the photo then comes back no worse than it came. Where the
+    fill's error cannot be measured (no clean photo around the hole at all), the group is filled.
 
     A rough mask (a brush stroke, a dilation) puts clean photo around the mark into the hole: it
     dilutes the departure and deepens the fill. So the group may also be cut to its part more than
