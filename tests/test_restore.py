@@ -10,7 +10,7 @@ import pytest
 from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
-from pipeline.inpaint.fit import fit_marks
+from pipeline.inpaint.fit import FitOptions, _candidates, fit_marks
 from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
 from training.evaluate import psnr
@@ -393,8 +393,6 @@ def test_the_largest_of_several_mask_components_is_a_guess_of_its_own() -> None:
     # On an exact mask a platform mark's tile and its text lines are apart: the tile alone is fitted
     # too, its outline its own (the whole mask's mixes two colours); neither the departure from the
     # fill (none here) nor any shrink of the mask isolates it.
-    from pipeline.inpaint.fit import FitOptions, _candidates
-
     mask = np.zeros((80, 160), bool)
     mask[20:60, 10:50] = True  # the tile
     mask[24:36, 60:150] = mask[44:56, 60:150] = True  # two lines of text
