@@ -46,12 +46,15 @@ ISSUE_12_GAIN_FIT = pytest.mark.xfail(
 """Both fit tests below fail for the same open reason; one mark so they flip together when fixed."""
 
 
+def _blend(photo: np.ndarray, a: np.ndarray, color: object) -> np.ndarray:
+    """``J = (1 − α)·I + α·W`` as uint8: ``a`` HxWx1 opacity, ``color`` an RGB in 0..1 (or HxWx3 of them)."""
+    return np.round(((1 - a) * photo / 255.0 + a * np.asarray(color)) * 255).astype(np.uint8)
+
+
 def _marked(opacity: float, color: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The textured photo, the mark's alpha shape, and the photo with the mark blended in at ``opacity``."""
     photo, shape = _textured(), _mark_shape()
-    a = (opacity * shape)[..., None].astype(np.float64)
-    j = (1 - a) * photo / 255.0 + a * np.asarray(color)
-    return photo, shape, np.round(j * 255).astype(np.uint8)
+    return photo, shape, _blend(photo, (opacity * shape)[..., None].astype(np.float64), color)
 
 
 @ISSUE_12_GAIN_FIT
@@ -92,7 +95,7 @@ def test_the_soft_edge_of_a_translucent_mark_is_recovered(opacity: float, color:
     # the edge overshoots (error 0.56 / 0.73 of the input's); read per pixel it is ~0.3.
     photo, shape = _textured(), cv2.GaussianBlur(_mark_shape(), (0, 0), 1.0)
     a = (opacity * shape)[..., None]
-    marked = np.round(((1 - a) * photo / 255.0 + a * np.asarray(color)) * 255).astype(np.uint8)
+    marked = _blend(photo, a, color)
     out = RestoreInpainter("opencv").inpaint(InpaintRequest(marked, shape > 0.02))
     edge = (shape > 0.1) & (shape < 0.9)
     err = np.abs(out[edge].astype(int) - photo[edge].astype(int)).mean()
@@ -113,7 +116,7 @@ def test_a_second_mark_in_the_same_region_is_restored_on_its_own() -> None:
     cv2.rectangle(second, (184, 90), (214, 110), 1, -1)
     a = (0.3 * first + 0.5 * second)[..., None]
     color = np.where(second[..., None] > 0, np.array([0.1, 0.2, 0.9]), np.array([1.0, 1.0, 1.0]))
-    marked = np.round(((1 - a) * photo / 255.0 + a * color) * 255).astype(np.uint8)
+    marked = _blend(photo, a, color)
     mask = (first > 0) | (second > 0)
     restorer = RestoreInpainter("opencv")
     notes = restorer.plan(InpaintRequest(marked, mask)).notes
@@ -417,7 +420,7 @@ def test_a_glyph_of_another_colour_inside_a_tile_is_not_made_worse() -> None:
     cv2.circle(glyph, (70, 100), 14, 1.0, 5)
     a = 0.35 * tile[..., None]
     color = np.where(glyph[..., None] > 0, np.array([1.0, 1.0, 1.0]), np.array([0.2, 0.75, 0.3]))
-    marked = np.round(((1 - a) * photo / 255.0 + a * color) * 255).astype(np.uint8)
+    marked = _blend(photo, a, color)
     mask = tile > 0
     out = RestoreInpainter("opencv").inpaint(InpaintRequest(marked, mask))
     assert psnr(out, photo, mask) > psnr(marked, photo, mask)
