@@ -276,6 +276,26 @@ def test_fill_error_is_not_believed_below_the_holes_own_surroundings() -> None:
     assert error is not None and error > 0.3 * noise_var  # the copies alone read ~1e-5
 
 
+def test_a_copy_on_smoother_photo_is_scaled_to_the_holes_own_surroundings() -> None:
+    """The copies land on photo a quarter as busy as the hole's own surroundings (and nothing around
+    the hole is clean enough for the structure function): each copy's error is scaled up by how much
+    busier the hole's ring is, so the estimate reads the hole's true fill error, not 1/16 of it."""
+    rng = np.random.default_rng(7)
+    image = 128 + 10 * rng.standard_normal((200, 200, 3))
+    image[85:115, 85:115] = 128 + 40 * rng.standard_normal((30, 30, 3))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    blocked = np.zeros((200, 200), bool)
+    blocked[87:113, 87:113] = True
+    hole = np.zeros((10, 10), np.uint8)
+    hole[2:8, 1:9] = 1
+    placed = np.zeros((200, 200), np.uint8)
+    placed[95:105, 95:105] = hole
+    filled = cv2.inpaint(image, placed, 3.0, cv2.INPAINT_TELEA)
+    true = float((((filled.astype(np.float32) - image) / 255.0) ** 2).sum(-1)[placed > 0].mean())
+    error = fill_error(image, blocked, hole, (95, 95))
+    assert error is not None and 0.5 * true < error < 2.0 * true
+
+
 def test_a_faint_mark_over_texture_is_left_rather_than_smeared() -> None:
     """Filling a faint mark on a busy photo would cost more than the mark: the photo comes back as
     it was (never worse); a strong mark on the same photo is still filled."""

@@ -302,7 +302,7 @@ def _fit_layer(
         return MarkFit(False, "no solid mark")
     if explained < opt.min_explained:
         return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
-    edge = mask & _ring(solid, opt.edge_px)
+    edge = mask & ring(solid, opt.edge_px)
     return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
 
 
@@ -411,10 +411,10 @@ RIM_PX = 2
 def rim(fit: MarkFit) -> np.ndarray:
     """The pixels around a fit's solid shape, out to ``RIM_PX``, where the mark fades out."""
     assert fit.solid is not None
-    return _ring(fit.solid, RIM_PX)
+    return ring(fit.solid, RIM_PX)
 
 
-def _ring(shape: np.ndarray, px: int) -> np.ndarray:
+def ring(shape: np.ndarray, px: int) -> np.ndarray:
     """The pixels within ``px`` (an elliptic neighbourhood) around ``shape``, not in it."""
     k = 2 * px + 1
     grown = cv2.dilate(shape.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0

@@ -46,6 +46,7 @@ from pipeline.inpaint.fit import (
     opacity_map,
     out_of_gamut,
     rim,
+    ring,
 )
 from pipeline.inpaint.regions import plan_regions
 
@@ -301,7 +302,10 @@ def fill_error(
     Measured, not assumed: copies of the shape are moved next to the hole, onto photo that is
     not ``blocked`` (no mark there), filled (Telea) and compared with what is really there; the
     median over the copies. Texture decides it: a thin stroke over sky costs almost nothing, a
-    wide blob over foliage a lot. A hole too big for any copy to fit beside it is read from the
+    wide blob over foliage a lot. A copy that lands on smoother photo than the hole's own
+    surroundings reads too low, so its error is scaled up by how much busier the photo right
+    around the hole is than right around the copy (``_ring_variance``; never down, see
+    ``RING_PX``). A hole too big for any copy to fit beside it is read from the
     photo's structure function around it (``_structure_map``), which also bounds the copies'
     estimate from below (``STRUCTURE_FLOOR``). None when there is no clean photo around it at all.
     ``maps``: when given, each copy's per-pixel squared error over ``shape`` is appended (where in
@@ -312,6 +316,7 @@ def fill_error(
     margin = 2 * radius + 2
     gap = 2 * margin  # a copy's context clears the hole's own (blocked) surroundings
     errors = []
+    own_ring = _ring_variance(image, shape, origin)
     for sy, sx in PROBE_DIRECTIONS:
         ty, tx = y + sy * (h + gap), x + sx * (w + gap)
         y0, x0, y1, x1 = ty - margin, tx - margin, ty + h + margin, tx + w + margin
@@ -321,9 +326,11 @@ def fill_error(
         hole = np.zeros(crop.shape[:2], np.uint8)
         hole[margin : margin + h, margin : margin + w] = shape
         diff = (cv2.inpaint(crop, hole, float(radius), cv2.INPAINT_TELEA).astype(np.float32) - crop) / 255.0
-        errors.append(float((diff**2).sum(-1)[hole > 0].mean()))
+        copy_ring = _ring_variance(image, shape, (ty, tx))
+        busier = 1.0 if own_ring is None or copy_ring is None else max(own_ring / max(copy_ring, 1e-4), 1.0)
+        errors.append(busier * float((diff**2).sum(-1)[hole > 0].mean()))
         if maps is not None:
-            maps.append((diff**2).sum(-1)[margin : margin + h, margin : margin + w])
+            maps.append(busier * (diff**2).sum(-1)[margin : margin + h, margin : margin + w])
     probed = float(np.median(errors)) if errors else None
     structure_map = _structure_map(image, blocked, shape, origin)
     structure = None if structure_map is None else float(structure_map[shape > 0].mean())
@@ -332,6 +339,29 @@ def fill_error(
     if probed is None or structure is None:
         return structure if probed is None else probed
     return max(probed, STRUCTURE_FLOOR * structure)
+
+
+RING_PX = 3
+"""Width of the ring around a hole, or a copy of it, whose colour variance tells how busy the photo
+right there is (``fill_error``). Scaling each copy's error by the ratio both ways (3 of the five
+sets, 1458 holes: spread of log(true / estimated) 0.65 → 0.52) let fills replace faint text along a
+bright rod the copies did not cross (−11.7 dB on a platform photo); up only, photos made worse
+by more than 0.5 dB on the five sets, exact and rough masks: 20 → 10, mean −0.08 dB."""
+
+
+def _ring_variance(image: np.ndarray, shape: np.ndarray, origin: tuple[int, int]) -> float | None:
+    """Summed per-channel variance (0..1 units) of the photo within ``RING_PX`` around ``shape``
+    placed at ``origin``; None with too few pixels (at the image's edge)."""
+    y, x = origin
+    h, w = shape.shape
+    y0, x0 = max(y - RING_PX, 0), max(x - RING_PX, 0)
+    y1, x1 = min(y + h + RING_PX, image.shape[0]), min(x + w + RING_PX, image.shape[1])
+    placed = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    placed[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = shape
+    around = ring(placed > 0, RING_PX)
+    if around.sum() < 8:
+        return None
+    return float((image[y0:y1, x0:x1][around].astype(np.float32) / 255.0).var(0).sum())
 
 
 STRUCTURE_FLOOR = 0.5
