@@ -277,9 +277,10 @@ def test_fill_error_is_not_believed_below_the_holes_own_surroundings() -> None:
 
 
 def test_a_copy_on_smoother_photo_is_scaled_to_the_holes_own_surroundings() -> None:
-    """The copies land on photo a quarter as busy as the hole's own surroundings (and nothing around
-    the hole is clean enough for the structure function): each copy's error is scaled up by how much
-    busier the hole's ring is, so the estimate reads the hole's true fill error, not 1/16 of it."""
+    """The copies land on photo whose noise is a quarter as strong as around the hole (and nothing
+    around the hole is clean enough for the structure function): each copy's error is scaled up by
+    how much busier the hole's ring is, so the estimate reads the hole's true fill error, not 1/16
+    of it."""
     rng = np.random.default_rng(7)
     image = 128 + 10 * rng.standard_normal((200, 200, 3))
     image[85:115, 85:115] = 128 + 40 * rng.standard_normal((30, 30, 3))
@@ -294,6 +295,22 @@ def test_a_copy_on_smoother_photo_is_scaled_to_the_holes_own_surroundings() -> N
     true = float((((filled.astype(np.float32) - image) / 255.0) ** 2).sum(-1)[placed > 0].mean())
     error = fill_error(image, blocked, hole, (95, 95))
     assert error is not None and 0.5 * true < error < 2.0 * true
+
+
+def test_a_wide_hole_in_busier_photo_than_its_clean_surroundings_reads_higher() -> None:
+    """No room for copies and the clean photo the structure function reads starts a band away from
+    the hole; when the ring right around the hole is busier than that photo (noise 5× as strong),
+    the estimate rises by the ratio of their variances, as a copy's would."""
+    rng = np.random.default_rng(3)
+    calm = np.clip(128 + 8 * rng.standard_normal((120, 120, 3)), 0, 255).astype(np.uint8)
+    busy = calm.copy()
+    busy[17:103, 17:103] = np.clip(128 + 40 * rng.standard_normal((86, 86, 3)), 0, 255)
+    hole = np.ones((80, 80), np.uint8)
+    blocked = np.zeros((120, 120), bool)
+    blocked[12:108, 12:108] = True
+    low, high = fill_error(calm, blocked, hole, (20, 20)), fill_error(busy, blocked, hole, (20, 20))
+    assert low is not None and high is not None
+    assert 15 < high / low < 40  # variance ratio 25
 
 
 def test_a_faint_mark_over_texture_is_left_rather_than_smeared() -> None:

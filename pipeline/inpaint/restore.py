@@ -332,7 +332,7 @@ def fill_error(
         if maps is not None:
             maps.append(busier * (diff**2).sum(-1)[margin : margin + h, margin : margin + w])
     probed = float(np.median(errors)) if errors else None
-    structure_map = _structure_map(image, blocked, shape, origin)
+    structure_map = _structure_map(image, blocked, shape, origin, own_ring)
     structure = None if structure_map is None else float(structure_map[shape > 0].mean())
     if probed is None and structure_map is not None and maps is not None:
         maps.append(structure_map)  # deep pixels err more than the rim (``D(t)`` grows with t)
@@ -374,7 +374,11 @@ weight left 1 in 80 masked clean photos under 40 dB, against 4 at half and 7 wit
 
 
 def _structure_map(
-    image: np.ndarray, blocked: np.ndarray, shape: np.ndarray, origin: tuple[int, int]
+    image: np.ndarray,
+    blocked: np.ndarray,
+    shape: np.ndarray,
+    origin: tuple[int, int],
+    ring_variance: float | None = None,
 ) -> np.ndarray | None:
     """A fill's expected squared error per pixel of ``shape`` (a hole too big to probe beside it),
     from the photo's structure function ``D(t) = E|I(x + t) − I(x)|²`` measured on clean photo
@@ -384,6 +388,12 @@ def _structure_map(
     about ``t`` px away: its error is about ``D(t)``, which grows with ``t`` towards twice the
     photo's variance (the variance alone, what a fill by the mean would cost, underestimates it
     deep inside). None when there is no clean photo around the hole.
+
+    ``ring_variance``: the photo's variance right around the hole (``_ring_variance``), when the map
+    is a fill's error. Clean photo starts a band away from the mask, and where the ring is busier
+    than that photo (a rod crossing the hole, the sky beyond it) the map is scaled up by the ratio,
+    as a copy's error is (platform set, exact masks: a hole along a rod filled at 0.42 per pixel for
+    0.04 estimated, 34.1 → 26.4 dB; now left as it came).
     """
     h, w = shape.shape
     y, x = origin
@@ -415,7 +425,10 @@ def _structure_map(
     if not measured:
         return None
     ts, ds = zip(*measured, strict=True)
-    return np.where(shape > 0, np.interp(depth, ts, ds), 0.0)
+    busier = 1.0
+    if ring_variance is not None:
+        busier = max(ring_variance / max(float(crop[clean].var(0).sum()), 1e-4), 1.0)
+    return np.where(shape > 0, busier * np.interp(depth, ts, ds), 0.0)
 
 
 OPAQUE_MARGIN = 2.0
