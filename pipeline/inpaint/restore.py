@@ -326,8 +326,7 @@ def fill_error(
         hole = np.zeros(crop.shape[:2], np.uint8)
         hole[margin : margin + h, margin : margin + w] = shape
         diff = (cv2.inpaint(crop, hole, float(radius), cv2.INPAINT_TELEA).astype(np.float32) - crop) / 255.0
-        copy_ring = _ring_variance(image, shape, (ty, tx))
-        busier = 1.0 if own_ring is None or copy_ring is None else max(own_ring / max(copy_ring, 1e-4), 1.0)
+        busier = _busier(own_ring, _ring_variance(image, shape, (ty, tx)))
         errors.append(busier * float((diff**2).sum(-1)[hole > 0].mean()))
         if maps is not None:
             maps.append(busier * (diff**2).sum(-1)[margin : margin + h, margin : margin + w])
@@ -362,6 +361,15 @@ def _ring_variance(image: np.ndarray, shape: np.ndarray, origin: tuple[int, int]
     if around.sum() < 8:
         return None
     return float((image[y0:y1, x0:x1][around].astype(np.float32) / 255.0).var(0).sum())
+
+
+def _busier(own: float | None, other: float | None) -> float:
+    """How many times the photo around a hole (variance ``own``) is busier than the photo a fill's
+    error was measured on (``other``): the factor that error is scaled up by, never below 1 (see
+    ``RING_PX``); 1 when either is unknown."""
+    if own is None or other is None:
+        return 1.0
+    return max(own / max(other, 1e-4), 1.0)
 
 
 STRUCTURE_FLOOR = 0.5
@@ -425,9 +433,7 @@ def _structure_map(
     if not measured:
         return None
     ts, ds = zip(*measured, strict=True)
-    busier = 1.0
-    if ring_variance is not None:
-        busier = max(ring_variance / max(float(crop[clean].var(0).sum()), 1e-4), 1.0)
+    busier = _busier(ring_variance, float(crop[clean].var(0).sum()))
     return np.where(shape > 0, busier * np.interp(depth, ts, ds), 0.0)
 
 
