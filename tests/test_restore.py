@@ -438,9 +438,31 @@ def test_the_largest_of_several_mask_components_is_a_guess_of_its_own() -> None:
     mask[24:36, 60:150] = mask[44:56, 60:150] = True  # two lines of text
     tile = np.zeros_like(mask)
     tile[20:60, 10:50] = True
-    guesses = _candidates(mask, np.zeros(mask.shape, np.float32), FitOptions())
+    guesses, _ = _candidates(mask, np.zeros(mask.shape, np.float32), FitOptions())
     assert [np.array_equal(g, tile) for g in guesses].count(True) == 1
     assert np.array_equal(guesses[-1], tile)
+
+
+def test_each_mask_components_solid_core_is_a_late_guess() -> None:
+    # Two marks, each a tile in the soft halo of its shadow, one strong and one faint: the halo of the
+    # strong one departs from its fill more than the faint tile does, so no threshold on the region's
+    # departure, nor any shrink of the mask, is either tile's outline; a share of each component's
+    # own strong departure is.
+    mask = np.zeros((100, 220), bool)
+    change = np.zeros(mask.shape, np.float32)
+    tiles = []
+    for x0, strong in ((20, 0.5), (130, 0.1)):
+        mask[10:90, x0 : x0 + 80] = True
+        change[10:90, x0 : x0 + 80] = 0.3 * strong  # the halo
+        tile = np.zeros_like(mask)
+        tile[30:70, x0 + 20 : x0 + 60] = True
+        change[tile] = strong
+        tiles.append(tile)
+    guesses, cores = _candidates(mask, change, FitOptions())
+    assert not any(np.array_equal(g, t) for g in guesses for t in tiles)
+    assert len(cores) == 2
+    for core, tile in zip(cores, tiles, strict=True):  # the tile, but for its corners (a 3×3 opening)
+        assert (core <= tile).all() and core.sum() >= tile.sum() - 4
 
 
 @pytest.mark.xfail(

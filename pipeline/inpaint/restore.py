@@ -139,6 +139,8 @@ class RestoreInpainter:
                 if rest.any():  # the rest as it came, over the photo recovered around it
                     current = np.where(rest[..., None], current, recovered)
                     part_mask, part = crop_mask & ~done, rest
+                    if k == MAX_MARKS - 1:  # no fit left to try: the fill decision judges the rest
+                        region_hole |= rest
                 elif self._peel(fits):  # what is above the shadow, over the photo recovered under it
                     current = np.where(kept[..., None], recovered, current)
                 else:
