@@ -154,8 +154,8 @@ def test_a_hole_a_fit_found_opaque_is_filled_at_the_break_even() -> None:
     # departs, so by default it is left (margin 4); an opaque mark's error is known to be large, so
     # filling only has to be expected to err less than the mark does (2×).
     marked, inside, reference, _ = _departing_disc(3.0)
-    by_default, _ = worth_filling(marked, inside, inside, reference)
-    opaque, _ = worth_filling(marked, inside, inside, reference, opaque=inside)
+    by_default, _, _ = worth_filling(marked, inside, inside, reference)
+    opaque, _, _ = worth_filling(marked, inside, inside, reference, opaque=inside)
     assert not by_default.any() and opaque[inside].all()
 
 
@@ -165,9 +165,44 @@ def test_a_hole_the_heads_read_as_a_strong_mark_is_filled_at_the_break_even() ->
     marked, inside, reference, error = _departing_disc(3.0)
     strong = np.where(inside, 2.5 * error, 0.0).astype(np.float32)
     weak = np.where(inside, 1.0 * error, 0.0).astype(np.float32)
-    read_strong, _ = worth_filling(marked, inside, inside, reference, mark_error=strong)
-    read_weak, _ = worth_filling(marked, inside, inside, reference, mark_error=weak)
+    read_strong, _, _ = worth_filling(marked, inside, inside, reference, mark_error=strong)
+    read_weak, _, _ = worth_filling(marked, inside, inside, reference, mark_error=weak)
     assert read_strong[inside].all() and not read_weak.any()
+
+
+def test_a_hole_not_worth_a_fill_moves_towards_it_by_the_smaller_reading_of_its_mark() -> None:
+    # Departing by 3× the fill's expected error: not filled (margin 4). The departure less the
+    # pessimistic fill error (2×) leaves a third of it to the mark; the heads read it lower or higher
+    # (below twice the fill's error, which would fill at the break-even).
+    # The blend's weight on the fill is the smaller share; without the heads nothing is blended.
+    marked, inside, reference, error = _departing_disc(3.0)
+    departure = float((((marked.astype(float) - reference) / 255) ** 2).sum(-1)[inside].mean())
+    alone = worth_filling(marked, inside, inside, reference)
+    assert not alone.fill.any() and not alone.partial.any()
+    for heads, share in (
+        (0.5 * error, 0.5 * error / departure),
+        (1.5 * error, 1.0 - 2.0 * error / departure),
+    ):
+        read = np.where(inside, heads, 0.0).astype(np.float32)
+        decision = worth_filling(marked, inside, inside, reference, mark_error=read)
+        assert not decision.fill.any() and not decision.partial[~inside].any()
+        assert np.allclose(
+            decision.partial[inside], share, rtol=0.05
+        )  # the decision's own estimate of the error
+
+
+def test_the_blend_towards_the_fill_brings_a_faint_mark_closer_to_the_photo() -> None:
+    # The disc departs from its fill by 3× the fill's expected error, two thirds of it the mark's own
+    # error: not filled at the margin, but blended a third of the way (the departure less the
+    # pessimistic fill error is the smaller reading; the heads read the mark truly), it errs less.
+    marked, inside, reference, _ = _departing_disc(3.0)
+    photo = _textured()
+    truth = np.where(inside, (((marked.astype(float) - photo) / 255) ** 2).sum(-1), 0.0).astype(np.float32)
+    weight = worth_filling(marked, inside, inside, reference, mark_error=truth).partial[..., None]
+    blended = np.round(marked + weight * (reference.astype(float) - marked)).astype(np.uint8)
+    assert not worth_filling(marked, inside, inside, reference, mark_error=truth).fill.any()
+    assert np.allclose(weight[inside], 1 / 3, atol=0.05)
+    assert psnr(blended, photo, inside) > psnr(marked, photo, inside) + 1.0
 
 
 def _departing_disc(times: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -198,13 +233,13 @@ def test_a_fill_waits_for_the_segmenters_reading_of_the_mark(times: float) -> No
     # see no mark in is left — the departure may be the fill's own error, underestimated — unless it
     # departs by twice the margin or a fit found it opaque; a hole they see the mark in is filled.
     marked, inside, reference, error = _departing_disc(times)
-    alone, _ = worth_filling(marked, inside, inside, reference)
-    faint, _ = worth_filling(marked, inside, inside, reference, mark_error=np.zeros(inside.shape))
-    seen, _ = worth_filling(
+    alone, _, _ = worth_filling(marked, inside, inside, reference)
+    faint, _, _ = worth_filling(marked, inside, inside, reference, mark_error=np.zeros(inside.shape))
+    seen, _, _ = worth_filling(
         marked, inside, inside, reference, mark_error=np.where(inside, error, 0.0).astype(np.float32)
     )
     # a hole a fit found opaque has its own evidence of a strong mark: the heads are not asked
-    opaque, _ = worth_filling(
+    opaque, _, _ = worth_filling(
         marked, inside, inside, reference, opaque=inside, mark_error=np.zeros(inside.shape)
     )
     assert alone[inside].all() and seen[inside].all() and opaque[inside].all()

@@ -16,10 +16,11 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
   as they were;
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
-  photo worse than the mark does (``worth_filling``); it stays as it was. When the segmenter's
-  decomposition heads come with the request, a fill also needs their reading of the mark to be
-  worth it, unless the hole departs from its fill by twice the margin or a fit found its mark
-  opaque (``HEADS_VETO``);
+  photo worse than the mark does (``worth_filling``); it stays as it was, or, when the segmenter's
+  decomposition heads see a mark in it, is moved part of the way towards the fill (the blend of two
+  readings of the photo errs less than either: ``FillDecision``). With the heads, a fill also needs
+  their reading of the mark to be worth it, unless the hole departs from its fill by twice the
+  margin or a fit found its mark opaque (``HEADS_VETO``);
 - a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
   stays as it was and is the fill's context.
 
@@ -216,7 +217,7 @@ class RestoreInpainter:
         # (FSR, diffusion) departs from any input by its invented texture as well, which would pass
         # for mark and tip the decision towards filling.
         reference = self._probe_fill.inpaint(InpaintRequest(image=recovered, mask=hole))
-        chosen, clean = worth_filling(
+        chosen, clean, partial = worth_filling(
             recovered,
             request.mask,
             hole,
@@ -227,6 +228,12 @@ class RestoreInpainter:
             mark_error=_heads_mark_error(request, reference, hole),
         )
         out = recovered  # the plan's own array: unfilled pixels come back as it recovered them
+        part = partial > 0  # holes not worth a fill, moved part of the way towards one
+        if part.any():
+            weight = partial[part][:, None]
+            out[part] = np.clip(
+                out[part] + weight * (reference[part] - out[part].astype(np.float32)) + 0.5, 0, 255
+            )
         if not chosen.any():
             return out
         checkpoint()  # between the decision and the fill, the fallback's own cost still ahead
@@ -465,9 +472,10 @@ def worth_filling(
     cuts: tuple[int, ...] = CUTS_PX,
     opaque: np.ndarray | None = None,
     mark_error: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hole pixels whose fill is expected to do less harm than the mark on them does, and the
-    hole pixels a cut found clean (context for the fill).
+) -> FillDecision:
+    """The hole pixels whose fill is expected to do less harm than the mark on them does, the hole
+    pixels a cut found clean (context for the fill), and how far towards the ``filled`` reference
+    each of the other hole pixels is best moved (``FillDecision``).
 
     Per group of hole pixels (strokes closer than ``2·group_px`` are one group): leaving it as
     ``image`` has it (what comes back unfilled: the input, or the photo recovered under a shadow)
@@ -502,6 +510,12 @@ def worth_filling(
     photos lost 0.35 dB to the heads' veto, 0.09 with this exemption). And where their reading alone
     is well above the fill's expected error (``HEADS_SURE``), the group is judged at the break-even
     as an opaque one is.
+
+    A group that is not worth a fill may still be worth part of one: the input and the fill are two
+    readings of the photo, with errors ``e_mark²`` and ``e_fill²``, and their blend with weight
+    ``e_mark² / (e_mark² + e_fill²) = e_mark² / d²`` on the fill errs less than either. ``e_mark²``
+    is read twice, as the departure less the pessimistic fill error and as the heads' reading, and
+    the smaller is used (``partial``); without the heads nothing is blended (see ``FillDecision``).
     """
     kernel = np.ones((2 * group_px + 1, 2 * group_px + 1), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
@@ -511,6 +525,7 @@ def worth_filling(
     depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     fill = np.zeros_like(hole)
     clean = np.zeros_like(hole)
+    partial = np.zeros(hole.shape, np.float32)
     for k in range(1, n):
         x, y, w, h = (int(v) for v in stats[k, :4])
         box = (slice(y, y + h), slice(x, x + w))
@@ -561,7 +576,27 @@ def worth_filling(
         if best is not None:
             fill[box] |= best
             clean[box] |= group & ~best
-    return fill, clean
+        elif heads is not None:
+            spread = max(float(departure[group].mean()), 1e-12)  # d² = e_mark² + e_fill²
+            mark = min(spread - scale * error, float(heads[box][group].mean()))
+            if mark > 0:
+                partial[box][group] = mark / spread
+    return FillDecision(fill, clean, partial)
+
+
+class FillDecision(NamedTuple):
+    """``worth_filling``'s answer: the hole pixels to fill, the hole pixels a cut found clean (the
+    fill's context), and per other hole pixel the weight (0..1) of its blend towards the fill.
+
+    The blend needs the segmenter's heads: on the departure alone (the pessimistic fill error taken
+    off it, or three times the estimate) it added 3 photos made worse on the five sets; with the
+    smaller of that and the heads' own reading (not scaled up by their bias: where they read right,
+    twice their reading blended a pale mark over a fill that erred 10 times its estimate) the ten
+    rows (exact and rough masks) gain +0.13 dB on average and no photo more is made worse."""
+
+    fill: np.ndarray
+    clean: np.ndarray
+    partial: np.ndarray
 
 
 HEADS_VETO = 4.0
