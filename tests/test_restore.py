@@ -186,9 +186,12 @@ def test_a_hole_not_worth_a_fill_moves_towards_it_by_the_smaller_reading_of_its_
         read = np.where(inside, heads, 0.0).astype(np.float32)
         decision = worth_filling(marked, inside, inside, reference, mark_error=read)
         assert not decision.fill.any() and not decision.partial[~inside].any()
-        assert np.allclose(
-            decision.partial[inside], share, rtol=0.05
-        )  # the decision's own estimate of the error
+        # (within the decision's own estimate of the fill's error)
+        assert np.allclose(decision.partial[inside], share, rtol=0.05)
+        # on the segmenter's own mask its heads are no second opinion: nothing is blended
+        assert not worth_filling(
+            marked, inside, inside, reference, mark_error=read, blend=False
+        ).partial.any()
 
 
 def test_the_blend_towards_the_fill_brings_a_faint_mark_closer_to_the_photo() -> None:
