@@ -121,15 +121,19 @@ class Remover:
 
         ``values`` (``seed=``, ``inpainter=``...) are a shorthand for ``RemoveOptions``.
         ``segmentation``: this image's segmenter output when the caller already has it (evaluation
-        restores one prediction with several modes), so decomposition maps are not predicted twice;
-        its mask is then a prediction, exempt from the coverage limit on callers' masks.
+        restores one prediction with several modes), so decomposition maps are not predicted twice.
+        Without a ``mask`` its refined mask is restored exactly as on the product path; with one,
+        that mask is exempt from the coverage limit on callers' masks.
         """
         options = RemoveOptions.coerce(options, values).seeded()  # the result reports its seed
         name, stage = self._stage(options)
         timings: dict[str, float] = {}
         aux: SegmentOutput | None = None
         user_mask = mask
-        if mask is None:
+        if mask is None and segmentation is not None:
+            aux = segmentation
+            mask = self.refiner.with_options(options).refine(aux.prob, aux.presence)
+        elif mask is None:
             mask, aux = self.segment(image, options, timings=timings)
         else:
             mask = self._user_mask(mask, image.shape[:2], options)

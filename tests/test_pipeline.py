@@ -13,7 +13,7 @@ from pipeline.factory import build_remover, resolve_inpainter_name
 from pipeline.inpaint.opencv import OpenCVInpainter
 from pipeline.masks import MaskRefiner
 from pipeline.options import SegmentOptions
-from pipeline.segment import Segmenter
+from pipeline.segment import Segmenter, SegmentOutput
 
 
 def test_refiner_thresholds_drops_specks_and_dilates() -> None:
@@ -117,6 +117,24 @@ def test_user_mask_skips_segmentation_and_is_used_as_given(
     np.testing.assert_array_equal(result.mask, mask > 0)
     np.testing.assert_array_equal(result.image[mask == 0], photo[mask == 0])
     assert not np.array_equal(result.image[mask > 0], photo[mask > 0])
+
+
+def test_a_callers_prediction_is_restored_as_the_product_path_restores_it(
+    tiny_segmenter_dir: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Evaluation hands the Remover a prediction it already has: with no mask, its refined mask is
+    # restored without a second prediction, and the restoration knows the mask is the segmenter's
+    # (its probabilities come along), as when the Remover predicts the mask itself.
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    prob = np.zeros(photo.shape[:2], np.float32)
+    prob[100:140, 100:200] = 0.9
+    seen = []
+    stage = remover.inpainters["opencv"]
+    monkeypatch.setattr(stage, "inpaint", lambda request: seen.append(request) or request.image.copy())
+    result = remover.remove(photo, segmentation=SegmentOutput(prob=prob))
+    assert "segment" not in result.timings
+    np.testing.assert_array_equal(result.mask, remover.refiner.refine(prob))
+    assert seen[0].prob is prob
 
 
 def test_user_mask_of_the_wrong_size_is_refused(tiny_segmenter_dir: Path, photo: np.ndarray) -> None:
