@@ -98,14 +98,17 @@ class Remover:
         if self.segmenter is None:
             raise InvalidParameterError(NO_SEGMENTER)
         timings = {} if timings is None else timings
-        refiner = self.refiner.with_options(options)
         checkpoint()
         with _timed(timings, "segment"):
             out = self.segmenter.predict(image)
         checkpoint()
         with _timed(timings, "refine"):
-            mask = refiner.refine(out.prob, out.presence)
+            mask = self._refine(out, options)
         return mask, out
+
+    def _refine(self, out: SegmentOutput, options: SegmentOptions) -> np.ndarray:
+        """The mask a prediction gives under the request's threshold and dilation."""
+        return self.refiner.with_options(options).refine(out.prob, out.presence)
 
     def remove(
         self,
@@ -132,7 +135,7 @@ class Remover:
         user_mask = mask
         if mask is None and segmentation is not None:
             aux = segmentation
-            mask = self.refiner.with_options(options).refine(aux.prob, aux.presence)
+            mask = self._refine(aux, options)
         elif mask is None:
             mask, aux = self.segment(image, options, timings=timings)
         else:

@@ -10,7 +10,7 @@ import pytest
 from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
-from pipeline.inpaint.fit import FitOptions, _candidates, fit_marks
+from pipeline.inpaint.fit import FitOptions, _candidates, _cores, fit_marks
 from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
 from training.evaluate import psnr
@@ -476,7 +476,7 @@ def test_the_largest_of_several_mask_components_is_a_guess_of_its_own() -> None:
     mask[24:36, 60:150] = mask[44:56, 60:150] = True  # two lines of text
     tile = np.zeros_like(mask)
     tile[20:60, 10:50] = True
-    guesses, _ = _candidates(mask, np.zeros(mask.shape, np.float32), FitOptions())
+    guesses = _candidates(mask, np.zeros(mask.shape, np.float32), FitOptions())
     assert [np.array_equal(g, tile) for g in guesses].count(True) == 1
     assert np.array_equal(guesses[-1], tile)
 
@@ -496,7 +496,7 @@ def test_each_mask_components_solid_core_is_a_late_guess() -> None:
         tile[30:70, x0 + 20 : x0 + 60] = True
         change[tile] = strong
         tiles.append(tile)
-    guesses, cores = _candidates(mask, change, FitOptions())
+    guesses, cores = _candidates(mask, change, FitOptions()), _cores(mask, change, FitOptions())
     assert not any(np.array_equal(g, t) for g in guesses for t in tiles)
     assert len(cores) == 2
     for core, tile in zip(cores, tiles, strict=True):  # the tile, but for its corners (a 3×3 opening)

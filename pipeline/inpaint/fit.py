@@ -203,16 +203,14 @@ def fit_marks(
     change = np.linalg.norm(j - b, axis=-1)
     texture = _photo_step(flat_j, mask)  # at the fit's pair spacing
     near = max(_photo_step(flat_j, mask, gap=1.0), 1e-6)  # at ``_outline_step``'s
-    guesses, cores = _candidates(mask, change, opt)
 
     def ranked_by_step(shapes: list[np.ndarray]) -> list[np.ndarray]:
         scored = [(_outline_step(flat_j, t, mask) / near, t) for t in shapes]
         return [t for ratio, t in sorted(scored, key=lambda rt: -rt[0]) if ratio >= opt.min_step_ratio]
 
-    ranked = ranked_by_step(guesses)
+    ranked = ranked_by_step(_candidates(mask, change, opt))
     if not ranked:
         return []  # no candidate's outline steps more than the photo's own texture does
-    late = ranked_by_step(cores)
     kept: list[np.ndarray] = []
     for t in ranked:
         if len(kept) < 3 and all(_iou(t, k) < 0.9 for k in kept):
@@ -222,7 +220,7 @@ def fit_marks(
     # When none holds, the next guesses are tried in turn, near-copies included: on a wide mark a
     # shape one pixel off (IoU 0.98) can be the one whose outline is the mark's.
     spare = [t for t in ranked if not any(t is k for k in kept)][: max(opt.max_fits - len(kept), 0)]
-    tried = kept + spare + late
+    tried = kept + spare
 
     def refine(cand: np.ndarray) -> MarkFit:
         """Fit ``cand``, then refit on the shape the fit finds (until it stops changing). ``b`` stays
@@ -244,13 +242,16 @@ def fit_marks(
         if i >= len(kept) and any(f.ok for f in fits):
             break  # a spare guess only while none has held
         fits.append(refine(cand))
-    first = len(kept) + len(spare)  # the core guesses' fits come after these
-    fits[first:] = [
-        f
-        if not f.ok or f.explained >= CORE_MIN_EXPLAINED
-        else MarkFit(False, f"core fit explains {f.explained:.2f}")
-        for f in fits[first:]
-    ]
+    if not any(f.ok for f in fits):  # last, the mask components' solid cores, until one's fit holds
+        for cand in ranked_by_step(_cores(mask, change, opt)):
+            fit = refine(cand)
+            tried.append(cand)
+            if fit.ok and fit.explained < CORE_MIN_EXPLAINED:
+                fits.append(MarkFit(False, f"core fit explains {fit.explained:.2f}"))
+                break
+            fits.append(fit)
+            if fit.ok:
+                break
     good = [f for f in fits if f.ok]
     if good:
         return [max(good, key=lambda f: f.removed)]
@@ -348,19 +349,14 @@ def _carries_mark(
     return closer & (projected_alpha(j, b, color) > opt.solid_ratio * alpha0)
 
 
-def _candidates(
-    mask: np.ndarray, change: np.ndarray, opt: FitOptions
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _candidates(mask: np.ndarray, change: np.ndarray, opt: FitOptions) -> list[np.ndarray]:
     """Guesses of the marked pixels inside ``mask``; the caller keeps the one whose outline steps most.
 
     Pixels that depart from the fill of their surroundings (at a few thresholds) find a mark of
     any shape inside a rough mask; but over a wide hole the fill misses texture, so on textured
     photo that set speckles. The mask shrunk by a few pixels finds a wide mark that a brush
     stroke or a dilation grew evenly (and, shrunk by nothing, a mask that is exact); its largest
-    component, a mark beside others.
-
-    Second list, fitted only when no guess of the first holds: per mask component, its pixels that
-    depart by at least ``CORE_SHARE`` of its strong departure (see there)."""
+    component, a mark beside others. When none of these holds, ``_cores`` are tried."""
     found = []
     for k in (1.0, 2.0, 3.0):
         trial = mask & (change > k * opt.min_change)
@@ -385,6 +381,15 @@ def _candidates(
         largest = int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1
         if stats[largest, cv2.CC_STAT_AREA] >= 4 * opt.min_pixels:
             found.append(labels == largest)
+    return found
+
+
+def _cores(mask: np.ndarray, change: np.ndarray, opt: FitOptions) -> list[np.ndarray]:
+    """Per mask component, its pixels that depart by at least ``CORE_SHARE`` of its strong departure:
+    guesses fitted only when none of ``_candidates``' holds (built only then: a tiled mark has
+    hundreds of components)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     cores = []
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < 4 * opt.min_pixels:
@@ -397,12 +402,12 @@ def _candidates(
         core = cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
         if core.sum() >= 4 * opt.min_pixels:
             cores.append(core)
-    return found, cores
+    return cores
 
 
 CORE_SHARE = 0.4
 """The share of a mask component's strong departure from its fill (its 0.9 quantile) above which its
-pixels are a guess of the mark's solid core (``_candidates``). A platform mark's soft shadow takes an
+pixels are a guess of the mark's solid core (``_cores``). A platform mark's soft shadow takes an
 exact mask well past the tile and text it keeps readable, and a rough mask's clean rim lies around
 any mark: neither the mask shrunk by a few pixels nor a threshold on the whole region's departure
 then finds the solid part's outline, where the photo steps. These guesses are fitted only when none
