@@ -1,5 +1,9 @@
 """Restoration from any mask, exact or rough: invert the blend where a fit holds, inpaint the rest.
 
+A mask that repeats on a lattice (a tiled stamp) is first handed to ``pipeline.inpaint.repeat``: its
+copies lie over different photo and pin the mark's opacity and colour per pixel, which no fit of one
+region can. What that leaves (other marks, copies it does not explain) goes on as any mask does.
+
 Per mask region (see ``pipeline.inpaint.fit``) the mark's opacity α0 and colour W are estimated
 from the image alone (no model: a fit needs no segmenter). Then, inside the mask:
 
@@ -50,6 +54,7 @@ from pipeline.inpaint.fit import (
     ring,
 )
 from pipeline.inpaint.regions import plan_regions
+from pipeline.inpaint.repeat import remove_repeated
 
 
 class Plan(NamedTuple):
@@ -80,6 +85,7 @@ class RestoreInpainter:
         context_px: int = 12,
         options: FitOptions | None = None,
         fill_margin: float = 4.0,
+        repeats: bool = True,
     ) -> None:
         if not 0.0 < alpha_ceiling <= 1.0 or context_px < 2 or fill_margin < 2.0:
             raise InvalidParameterError("need 0 < alpha_ceiling <= 1, context_px >= 2 and fill_margin >= 2")
@@ -93,14 +99,20 @@ class RestoreInpainter:
         self.probe_radius = 3  # the Telea radius that measures what a fill costs (``fill_error``)
         self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
+        self.repeats = repeats  # estimate a tiled mark from its copies first (``pipeline.inpaint.repeat``)
 
     def plan(self, request: InpaintRequest) -> Plan:
         """Fit and invert each region's marks; what is left to fill (notes: for logs and evaluation)."""
         image, mask = request.image, request.mask
+        notes: list[str] = []
+        repeated = remove_repeated(image, mask) if self.repeats else None
+        if repeated is not None:  # a tiled stamp, learned from its own copies: the rest is fitted
+            image, mask = repeated.image, mask & ~repeated.done
+            notes.append(repeated.note)
+        checkpoint()  # the repeat estimate is a stage of its own (a sparse solve of seconds)
         out = image.copy()
         hole = np.zeros_like(mask)
         opaque = np.zeros_like(mask)
-        notes: list[str] = []
         for region in plan_regions(mask, margin=0.0, min_margin=self.context_px):
             checkpoint()  # each region's fit is a stage of its own on a large, many-marked photo
             x0, y0, x1, y1 = region.crop

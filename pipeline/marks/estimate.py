@@ -145,13 +145,16 @@ def solve_blend(
     """Estimate α and α·W inside ``region`` (bool HxW) from ``stack`` (N×H×W×3 float in [0, 1]).
 
     ``region`` must not touch the crop's border: the ring around it is where u = 1, v = 0 anchors
-    the solution. ``weights`` (N) lets the caller discount photos (0 = ignore).
+    the solution. ``weights`` (N) lets the caller discount photos (0 = ignore); (N×H×W) discounts them
+    per pixel (the copies of a tiled mark the photo's border cuts: ``pipeline.inpaint.repeat``), an
+    edge counting as far as both its pixels do.
     """
     n, h, w, _ = stack.shape
     if region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any():
         raise ValueError("region touches the crop border")
     photo_w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
-    lam = (SMOOTHNESS if smoothness is None else smoothness) * float(np.sqrt(max(photo_w.sum(), 1.0)))
+    copies = float(photo_w.reshape(n, -1).max(1).sum())  # per-pixel weights: the photos in use anywhere
+    lam = (SMOOTHNESS if smoothness is None else smoothness) * float(np.sqrt(max(copies, 1.0)))
     unknown = np.full(h * w, -1, np.int64)
     flat_region = region.ravel()
     count = int(flat_region.sum())
@@ -170,7 +173,11 @@ def solve_blend(
     diff = csr_matrix(coo_matrix((vals, (rows, cols)), shape=(n_edges, count)))
     x_a = np.zeros(count)
     x_v = np.zeros((count, 3))
-    pw = photo_w[:, None, None]
+    if photo_w.ndim == 3:
+        flat_w = photo_w.reshape(n, h * w)
+        pw = (flat_w[:, p] * flat_w[:, q])[:, :, None]
+    else:
+        pw = photo_w[:, None, None]
 
     def at(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
         out = np.zeros(idx.shape + values.shape[1:], values.dtype)
