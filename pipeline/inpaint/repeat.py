@@ -89,12 +89,12 @@ class Repeated(NamedTuple):
 
 def _autocorrelation(mask: np.ndarray) -> np.ndarray:
     """The mask's autocorrelation over all lags, lag (0, 0) at the centre, each lag divided by its
-    overlap (far lags are not shrunk by the photo's border)."""
+    overlap (far lags are not shrunk by the frame's border)."""
     h, w = mask.shape
     size = (2 * h, 2 * w)
-    corr = np.fft.irfft2(np.abs(np.fft.rfft2(mask, size)) ** 2, size)
-    overlap = np.fft.irfft2(np.abs(np.fft.rfft2(np.ones_like(mask), size)) ** 2, size)
-    return np.fft.fftshift(corr / np.maximum(overlap, 1.0))
+    corr = np.fft.fftshift(np.fft.irfft2(np.abs(np.fft.rfft2(mask, size)) ** 2, size))
+    overlap = np.outer(h - np.abs(np.arange(-h, h)), w - np.abs(np.arange(-w, w)))  # pixels both lie on
+    return corr / np.maximum(overlap, 1.0)
 
 
 def _subpixel(corr: np.ndarray, y: int, x: int) -> tuple[float, float]:
@@ -129,18 +129,26 @@ def find_lattice(mask: np.ndarray) -> Lattice | None:
     The peaks of the autocorrelation at ``MIN_OVERLAP`` of its centre give two candidate vectors
     (the shortest, then the shortest not along it); they are reduced, then refined by least squares
     over the peaks they predict out to four periods (a far peak pins a vector four times closer)."""
-    scale = min(1.0, MAX_DETECT_SIDE / max(mask.shape))
-    small = mask.astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    # The mask's box grown by its own size each way (the photo clips it): a lone logo costs a few
+    # times its size, and every lag searched still has most of the box to overlap.
+    bh, bw = int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1
+    y0, x0 = max(int(ys.min()) - bh, 0), max(int(xs.min()) - bw, 0)
+    box = mask[y0 : int(ys.max()) + 1 + bh, x0 : int(xs.max()) + 1 + bw]
+    scale = min(1.0, MAX_DETECT_SIDE / max(box.shape))
+    small = box.astype(np.float32)
     if scale < 1.0:
         small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), 1.0)  # peaks smooth enough for the parabola
     h, w = small.shape
-    corr = _autocorrelation(small)
+    corr = _autocorrelation(small).astype(np.float32)  # as the peak test's dilation sees it
     peak0 = float(corr[h, w])
     if peak0 <= 1e-6:
         return None
     half = corr[h : h + h // 2, w - w // 2 : w + w // 2]  # lags dy >= 0 up to half the photo
-    local = cv2.dilate(half.astype(np.float32), np.ones((5, 5), np.uint8))
+    local = cv2.dilate(half, np.ones((5, 5), np.uint8))
     ys, xs = np.nonzero((half >= local) & (half >= MIN_OVERLAP * peak0))
     lags = [np.array([y, x - w // 2], np.float64) for y, x in zip(ys, xs, strict=True)]
     lags = [v for v in lags if (v[0] > 0 or v[1] > 0) and np.hypot(*v) >= MIN_PERIOD_PX * scale]
