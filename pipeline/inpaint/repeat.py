@@ -12,9 +12,9 @@ part of their gradients they share.
 2. The mark: one copy of each periodic mask component (a tile, its text lines), cut out with a
    window; the window at every lattice translate is sampled (sub-pixel) into the stack, each pixel
    weighted by whether that copy lies inside the photo.
-3. The estimate is drawn back at every translate; each copy is inverted where it is translucent,
-   stays in gamut and its inversion removes the mark's edges. The rest of the mask (other marks,
-   near-opaque copies, copies the photo's border cut) is left to the region fits.
+3. The estimate is drawn back at every translate and, if most copies hold it and it is not
+   near-opaque, each copy that is translucent and stays in gamut is inverted. The rest of the mask
+   (other marks, near-opaque copies, copies the photo's border cuts) is left to the region fits.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ copies a pixel came back at 37 dB, each copy holding the "mark"; the synthetic s
 that gained had 6 or more."""
 MAX_OPACITY = 0.6
 """A copy whose 0.9 quantile of estimated opacity reaches this is left to the region fits: the stack's
-sparse-gradient prior under-reads near-opaque marks (true 0.84, estimated 0.62), and their inversion
-leaves them half there; the fits find them opaque and fill them."""
+sparse-gradient prior under-reads near-opaque marks (a white text at 0.81 read 0.5–0.75 copy by copy),
+and their inversion leaves them half there; the fits find them opaque and fill them."""
 OPAQUE = 0.75
 """Estimated opacity (0.99 quantile over the copies) from which the mark is left to the region fits
 whole: the restoration's own ceiling, above which it fills (``RestoreInpainter.alpha_ceiling``)."""
@@ -316,32 +316,41 @@ def remove_repeated(image: np.ndarray, mask: np.ndarray) -> Repeated | None:
     inverted alone would leave a halo around a core that is filled anyway). Otherwise the copies that
     are translucent (``MAX_OPACITY``) and stay in gamut are inverted, if most of them (``MIN_HOLDING``)
     hold the estimated mark: the photo's gradients there carry ``MIN_GAIN``..``MAX_GAIN`` of the
-    estimate's edge pattern (``pipeline.marks.estimate.mark_gain``)."""
+    estimate's edge pattern (``pipeline.marks.estimate.mark_gain``). A copy is the component of the
+    mask the drawn estimate covers; two copies that touch (a rough mask) are judged as one."""
     lattice = find_lattice(mask)
     if lattice is None:
         return None
     est = estimate_repeated(image, mask, lattice)
     if est is None:
         return None
-    n, labels = cv2.connectedComponents((est.covered & mask).astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (est.covered & mask).astype(np.uint8), connectivity=8
+    )
     if n < 2 or float(np.quantile(est.alpha[labels > 0], 0.99)) >= OPAQUE:
         return None
     photo = image.astype(np.float32) / 255.0
     inverted = (photo - est.premultiplied) / np.maximum(1.0 - est.alpha[..., None], 1e-3)
     outside = ((inverted < -GAMUT_TOLERANCE) | (inverted > 1.0 + GAMUT_TOLERANCE)).any(-1)
-    copies = [labels == k for k in range(1, n)]
-    copies = [
-        c
-        for c in copies
-        if float(np.quantile(est.alpha[c], 0.9)) < MAX_OPACITY
-        and float(outside[c].mean()) <= MAX_OUT_OF_GAMUT
-    ]
+    h, w = mask.shape
+    copies = []  # (box, the copy's pixels in it): a tiling has hundreds, each looked at in its box
+    for k in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[k, :4])
+        box = (slice(max(y - 4, 0), min(y + bh + 4, h)), slice(max(x - 4, 0), min(x + bw + 4, w)))
+        copy = labels[box] == k
+        if (
+            float(np.quantile(est.alpha[box][copy], 0.9)) < MAX_OPACITY
+            and float(outside[box][copy].mean()) <= MAX_OUT_OF_GAMUT
+        ):
+            copies.append((box, copy))
     if not copies:
         return None
-    holding = sum(int(c.sum()) for c in copies if MIN_GAIN <= _gain(photo, est, c) <= MAX_GAIN)
-    if holding < MIN_HOLDING * sum(int(c.sum()) for c in copies):
+    holding = sum(int(c.sum()) for box, c in copies if MIN_GAIN <= _gain(photo, est, box, c) <= MAX_GAIN)
+    if holding < MIN_HOLDING * sum(int(c.sum()) for _, c in copies):
         return None
-    done = np.logical_or.reduce(copies)
+    done = np.zeros_like(mask)
+    for box, copy in copies:
+        done[box] |= copy
     out = image.copy()
     out[done] = np.clip(inverted[done] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     period = f"({lattice.v1[0]:.1f}, {lattice.v1[1]:.1f}) × ({lattice.v2[0]:.1f}, {lattice.v2[1]:.1f})"
@@ -351,14 +360,9 @@ def remove_repeated(image: np.ndarray, mask: np.ndarray) -> Repeated | None:
     )
 
 
-def _gain(photo: np.ndarray, est: _Estimate, copy: np.ndarray) -> float:
-    """``mark_gain`` of one copy: how much of the estimated mark the photo holds there (1: all)."""
-    ys, xs = np.nonzero(copy)
-    box = (
-        slice(max(int(ys.min()) - 4, 0), int(ys.max()) + 5),
-        slice(max(int(xs.min()) - 4, 0), int(xs.max()) + 5),
-    )
-    inside = copy[box]
-    alpha = np.where(inside, est.alpha[box], 0.0).astype(np.float32)
-    pre = np.where(inside[..., None], est.premultiplied[box], 0.0).astype(np.float32)
+def _gain(photo: np.ndarray, est: _Estimate, box: tuple[slice, slice], copy: np.ndarray) -> float:
+    """``mark_gain`` of one copy (its pixels ``copy`` in ``box``, a few pixels around it): how much of
+    the estimated mark the photo holds there (1: all)."""
+    alpha = np.where(copy, est.alpha[box], 0.0).astype(np.float32)
+    pre = np.where(copy[..., None], est.premultiplied[box], 0.0).astype(np.float32)
     return mark_gain(photo[box], alpha, pre)
