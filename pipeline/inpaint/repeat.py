@@ -24,7 +24,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.marks.estimate import mark_gain, solve_blend
+from pipeline.inpaint.fit import FitOptions, out_of_gamut
+from pipeline.marks.estimate import invert, mark_gain, solve_blend
 
 MIN_PERIOD_PX = 12
 """Shortest lattice vector taken: closer repeats are the strokes of one mark, not copies of it."""
@@ -44,9 +45,6 @@ MAX_OPACITY = 0.6
 """A copy whose 0.9 quantile of estimated opacity reaches this is left to the region fits: the stack's
 sparse-gradient prior under-reads near-opaque marks (a white text at 0.81 read 0.5–0.75 copy by copy),
 and their inversion leaves them half there; the fits find them opaque and fill them."""
-OPAQUE = 0.75
-"""Estimated opacity (0.99 quantile over the copies) from which the mark is left to the region fits
-whole: the restoration's own ceiling, above which it fills (``RestoreInpainter.alpha_ceiling``)."""
 MIN_GAIN, MAX_GAIN = 0.5, 1.5
 """The share of the estimated mark's edge pattern a copy's photo holds for it to count as holding the
 mark (``pipeline.marks.estimate.mark_gain``)."""
@@ -55,9 +53,6 @@ MIN_HOLDING = 0.75
 tiled mark is the same everywhere, so every copy holds a right estimate (0.83–0.92 of them on the
 synthetic sets' tiled marks, the rest over other marks or clipped photo); an estimate that took in
 the photo's own structure, or one that missed the mark's colours, holds in some and not others."""
-MAX_OUT_OF_GAMUT = 0.1
-"""Share of a copy's pixels whose inversion leaves the colour range above which it is not inverted."""
-GAMUT_TOLERANCE = 0.08
 SMOOTHNESS = 0.03
 """The estimate's prior on jumps of α and W (``solve_blend``'s, per √copies). Its default for photos
 that share a mark (0.1) shrinks thin strokes: on a stack of 10 copies of a 3-px ring at α 0.35 it read
@@ -308,13 +303,18 @@ def estimate_repeated(image: np.ndarray, mask: np.ndarray, lattice: Lattice) -> 
     return _Estimate(np.clip(alpha, 0.0, 1.0), np.clip(pre, 0.0, 1.0), covered)
 
 
-def remove_repeated(image: np.ndarray, mask: np.ndarray) -> Repeated | None:
+def remove_repeated(
+    image: np.ndarray, mask: np.ndarray, *, alpha_ceiling: float = 0.75, options: FitOptions | None = None
+) -> Repeated | None:
     """Invert the copies of a tiled mark in ``mask`` (module docstring); None when the mask does not
     repeat or no copy is inverted.
 
-    A mark whose estimate reaches opacity ``OPAQUE`` is left to the caller whole (its translucent rim
-    inverted alone would leave a halo around a core that is filled anyway). Otherwise the copies that
-    are translucent (``MAX_OPACITY``) and stay in gamut are inverted, if most of them (``MIN_HOLDING``)
+    ``alpha_ceiling`` and ``options`` are the caller's (``RestoreInpainter``): a mark whose estimate
+    reaches the ceiling (0.99 quantile over the copies) is left to the caller whole, as a fit above
+    it is filled (its translucent rim inverted alone would leave a halo around a core that is filled
+    anyway); a copy whose inversion leaves the gamut (``options.gamut_tolerance``) in more than
+    ``options.max_out_of_gamut`` of its pixels is left too. Otherwise the copies that are translucent
+    (``MAX_OPACITY``) are inverted, if most of them (``MIN_HOLDING``)
     hold the estimated mark: the photo's gradients there carry ``MIN_GAIN``..``MAX_GAIN`` of the
     estimate's edge pattern (``pipeline.marks.estimate.mark_gain``). A copy is the component of the
     mask the drawn estimate covers; two copies that touch (a rough mask) are judged as one."""
@@ -327,11 +327,12 @@ def remove_repeated(image: np.ndarray, mask: np.ndarray) -> Repeated | None:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
         (est.covered & mask).astype(np.uint8), connectivity=8
     )
-    if n < 2 or float(np.quantile(est.alpha[labels > 0], 0.99)) >= OPAQUE:
+    if n < 2 or float(np.quantile(est.alpha[labels > 0], 0.99)) >= alpha_ceiling:
         return None
+    opt = options or FitOptions()
     photo = image.astype(np.float32) / 255.0
-    inverted = (photo - est.premultiplied) / np.maximum(1.0 - est.alpha[..., None], 1e-3)
-    outside = ((inverted < -GAMUT_TOLERANCE) | (inverted > 1.0 + GAMUT_TOLERANCE)).any(-1)
+    inverted = invert(photo, est.alpha, est.premultiplied)
+    outside = out_of_gamut(inverted, opt.gamut_tolerance)
     h, w = mask.shape
     copies = []  # (box, the copy's pixels in it): a tiling has hundreds, each looked at in its box
     for k in range(1, n):
@@ -340,7 +341,7 @@ def remove_repeated(image: np.ndarray, mask: np.ndarray) -> Repeated | None:
         copy = labels[box] == k
         if (
             float(np.quantile(est.alpha[box][copy], 0.9)) < MAX_OPACITY
-            and float(outside[box][copy].mean()) <= MAX_OUT_OF_GAMUT
+            and float(outside[box][copy].mean()) <= opt.max_out_of_gamut
         ):
             copies.append((box, copy))
     if not copies:

@@ -105,7 +105,11 @@ class RestoreInpainter:
         """Fit and invert each region's marks; what is left to fill (notes: for logs and evaluation)."""
         image, mask = request.image, request.mask
         notes: list[str] = []
-        repeated = remove_repeated(image, mask) if self.repeats else None
+        repeated = (
+            remove_repeated(image, mask, alpha_ceiling=self.alpha_ceiling, options=self.options)
+            if self.repeats
+            else None
+        )
         if repeated is not None:  # a tiled stamp, learned from its own copies: the rest is fitted
             image, mask = repeated.image, mask & ~repeated.done
             notes.append(repeated.note)
