@@ -127,6 +127,30 @@ def test_a_second_mark_in_the_same_region_is_restored_on_its_own() -> None:
     assert err < 0.2 * np.abs(marked[plate].astype(int) - photo[plate].astype(int)).mean()
 
 
+def test_when_a_regions_fit_fails_its_components_are_fitted_one_by_one() -> None:
+    # A white badge over flat photo (its opacity not observable on its outline: no fit of the region
+    # holds, the badge being its largest component) and, 8 px from it (one region), a white bar at
+    # another opacity over texture. The bar is inverted on its own; the badge goes to the fill
+    # decision as it did.
+    photo = _textured(200, 260)
+    photo[:, :120] = (120, 110, 100)
+    badge = np.zeros((200, 260), np.uint8)
+    cv2.rectangle(badge, (30, 50), (111, 150), 1, -1)
+    bar = np.zeros_like(badge)
+    cv2.rectangle(bar, (120, 80), (230, 110), 1, -1)
+    a = (0.6 * badge + 0.35 * bar)[..., None].astype(np.float64)
+    marked = _blend(photo, a, (1.0, 1.0, 1.0))
+    mask = (badge > 0) | (bar > 0)
+    restorer = RestoreInpainter(RecordingFill())
+    notes = restorer.plan(InpaintRequest(marked, mask)).notes
+    assert "one by one" in notes[0] and any(n.split(": ")[1].startswith("α0") for n in notes[1:])
+    out = restorer.inpaint(InpaintRequest(marked, mask))
+    inner = cv2.erode(bar, np.ones((5, 5), np.uint8)) > 0
+    before = np.abs(marked[inner].astype(int) - photo[inner]).mean()
+    assert np.abs(out[inner].astype(int) - photo[inner]).mean() < before / 4
+    np.testing.assert_array_equal(out[~mask], marked[~mask])
+
+
 @pytest.mark.parametrize("opacity, color", [(1.0, (0.7, 0.9, 0.3)), (0.6, (1.0, 1.0, 1.0))])
 def test_a_mark_over_its_soft_dark_shadow_is_fitted_after_the_shadow(
     opacity: float, color: tuple[float, float, float], monkeypatch: pytest.MonkeyPatch
