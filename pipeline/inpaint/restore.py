@@ -359,6 +359,7 @@ a fit over a short outline holds by chance on photo texture (clean photos under 
 the synthetic sets: letter-sized components of 250 to 1 800 px held fits at α0 0.05 to 0.65); the
 marks it gains on (a badge or a text block beside another mark) are larger. The smaller components
 are fitted together as one more part."""
+
 MAX_MARKS = 3
 """Marks (or layers of one) fitted one after another in one region (``RestoreInpainter.plan``)."""
 DARK_LUMA = 0.3
