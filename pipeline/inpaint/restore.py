@@ -143,7 +143,7 @@ class RestoreInpainter:
             # components are fitted in turn (largest first), each over the photo recovered so far;
             # where one fails too, its part of the failed fit's pixels goes to the fill decision as
             # it would have. What they invert is judged against a fill like a failed fit's pixels.
-            lost = region.own if failed.edge is None else failed.edge & region.own
+            lost = _to_fill(failed, region.own)
             parts = _components(region.own, SPLIT_MIN_PX)
             if len(parts) < 2:
                 work.hole |= lost
@@ -182,10 +182,10 @@ class RestoreInpainter:
                 break
             if not fits[0].ok:  # a mark we cannot explain: inpaint what departs from its surroundings
                 if k == 0:
-                    if lost is not None:
+                    if alone:  # the caller notes the whole region's failure
                         work.notes.append(note + fits[0].reason)
                     return fits[0]
-                work.hole |= part if fits[0].edge is None else fits[0].edge & part
+                work.hole |= _to_fill(fits[0], part)
                 work.notes.append(note + fits[0].reason)
                 break
             recovered, fit_hole, what = self._apply(current, part_mask, b, fits, part)
@@ -346,11 +346,17 @@ def _components(part: np.ndarray, min_area: int) -> list[np.ndarray]:
     """``part``'s connected components of at least ``min_area`` pixels, largest first, and the
     smaller ones together (text's dots and accents) as one part more."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
-    area = stats[1:, cv2.CC_STAT_AREA]
-    order = np.argsort(-area, kind="stable") + 1
-    parts = [labels == k for k in order if stats[k, cv2.CC_STAT_AREA] >= min_area]
-    small = part & ~np.isin(labels, order[area[order - 1] >= min_area]) & (labels > 0)
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False  # the background
+    parts = [labels == k for k in np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable") if big[k]]
+    small = part & ~big[labels]
     return parts + ([small] if small.any() else [])
+
+
+def _to_fill(fit: MarkFit, part: np.ndarray) -> np.ndarray:
+    """The pixels of ``part`` a failed fit leaves to the fill decision: its ``edge`` (what departs
+    from the surroundings, with a rim) when it has one, else all of ``part``."""
+    return part if fit.edge is None else fit.edge & part
 
 
 SPLIT_MIN_PX = 2000
