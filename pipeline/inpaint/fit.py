@@ -474,8 +474,11 @@ def ring(shape: np.ndarray, px: int) -> np.ndarray:
     return grown & ~shape
 
 
-def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | None) -> np.ndarray:
-    """Per-pixel opacity of a fitted mark over its solid shape and its ``rim``.
+def opacity_map(
+    j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | None, color: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-pixel opacity of a fitted mark over its solid shape and its ``rim``; ``color``: the mark's
+    colour per pixel (HxWx3) where it has several (``pipeline.inpaint.colours``), else the fit's.
 
     Inverting with the fit's constant α0 overshoots where the mark fades out, and on a thin stroke
     most pixels do; the rim outside the shape still holds faint mark. There (``RIM_PX`` either side
@@ -489,6 +492,7 @@ def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | 
     mended on every photo looked at. ``noise`` None: the prior.
     """
     assert fit.color is not None and fit.solid is not None
+    color = fit.color if color is None else color
     alpha0 = fit.alpha0
     outside = cv2.distanceTransform((~fit.solid).astype(np.uint8), cv2.DIST_L2, 3)
     mean = np.where(fit.solid, alpha0, np.where(outside <= 1.5, 0.5 * alpha0, 0.0)).astype(np.float32)
@@ -497,12 +501,12 @@ def opacity_map(j: np.ndarray, b: np.ndarray, fit: MarkFit, noise: np.ndarray | 
     # Read per pixel within RIM_PX of the shape's edge inside it, and everywhere outside it (the
     # caller applies the map on the shape and its ``rim``).
     inside = cv2.distanceTransform(np.pad(fit.solid, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    towards = ((fit.color - b) ** 2).sum(-1)
+    towards = ((color - b) ** 2).sum(-1)
     read = inside <= RIM_PX
     prior = np.where(read, (OPACITY_SPREAD * alpha0) ** 2, 0.0)
     measured = (1.0 - alpha0) ** 2 * noise / np.maximum(towards, 1e-3)
     k = prior / np.maximum(prior + measured, 1e-12)
-    return np.clip(mean + k * (projected_alpha(j, b, fit.color) - mean), 0.0, 0.95).astype(np.float32)
+    return np.clip(mean + k * (projected_alpha(j, b, color) - mean), 0.0, 0.95).astype(np.float32)
 
 
 def out_of_gamut(recovered: np.ndarray, tolerance: float) -> np.ndarray:
@@ -511,7 +515,7 @@ def out_of_gamut(recovered: np.ndarray, tolerance: float) -> np.ndarray:
 
 
 def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:
-    """``I = (J − α·W) / (1 − α)`` in float RGB (0..1), not clipped."""
+    """``I = (J − α·W) / (1 − α)`` in float RGB (0..1), not clipped; ``color`` (3,) or per pixel."""
     j = image.astype(np.float32) / 255.0
     a = np.asarray(alpha, np.float32)
     if a.ndim == 2:

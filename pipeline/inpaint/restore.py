@@ -13,6 +13,10 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
 - near-opaque marks (α0 above the ceiling: their whole region), inverted pixels that leave the
   gamut, and whole regions whose fit fails go to the fallback inpainter, which sees the recovered
   pixels as context;
+- a fit that holds on the outline but whose inversion leaves the gamut inside is most often a
+  mark of one opacity in several colours (a logo in its own colours, a glyph on a tile): a colour
+  per pixel from a few clusters (``pipeline.inpaint.colours``) is inverted instead, and judged
+  against a fill as a failed fit's pixels are;
 - a region that groups marks near each other (a plate beside a credit line) is fitted mark by
   mark: the mask components a fit leaves mostly unexplained are fitted again on their own, over
   the photo it recovered; and a region whose fit is a dark layer (the soft shadow under a lighter
@@ -46,6 +50,7 @@ import numpy as np
 from pipeline.cancel import checkpoint
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
+from pipeline.inpaint.colours import colour_field
 from pipeline.inpaint.fit import (
     NO_MARK,
     FitOptions,
@@ -188,7 +193,7 @@ class RestoreInpainter:
                 work.hole |= _to_fill(fits[0], part)
                 work.notes.append(note + fits[0].reason)
                 break
-            recovered, fit_hole, what = self._apply(current, part_mask, b, fits, part)
+            recovered, fit_hole, judged, what = self._apply(current, part_mask, b, fits, part)
             work.notes.append(note + what)
             if fit_hole is None:
                 work.hole |= part
@@ -203,8 +208,7 @@ class RestoreInpainter:
             work.out[kept] = recovered[kept]
             work.solved |= kept
             work.hole |= fit_hole & done
-            if alone:
-                work.hole |= kept
+            work.hole |= kept if alone else kept & judged
             if rest.any():  # the rest as it came, over the photo recovered around it
                 current = np.where(rest[..., None], current, recovered)
                 part_mask, part = work.mask & ~done, rest
@@ -230,13 +234,14 @@ class RestoreInpainter:
 
     def _apply(
         self, crop: np.ndarray, crop_mask: np.ndarray, b: np.ndarray, fits: list[MarkFit], own: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """Invert each fitted layer of one region; the hole it leaves (None: inpaint it whole).
+    ) -> _Applied:
+        """Invert each fitted layer of one region.
 
         ``b``: the background under the mask (``fit.background``); each pixel's own opacity is read
         against it as far as it can be trusted there (``opacity_map``)."""
         out = crop.copy()
         hole = np.zeros_like(own)
+        judged = np.zeros_like(own)
         notes = []
         j = crop.astype(np.float32) / 255.0
         noise = None  # how far ``b`` can be trusted per pixel, for the fits that invert
@@ -262,18 +267,28 @@ class RestoreInpainter:
             # it in gamut is no evidence that the fit holds (on a white backdrop the per-pixel map
             # kept a wrong fit in gamut that the fill would have mended: 58 → 42 dB).
             tol = self.options.gamut_tolerance
-            outside = out_of_gamut(invert(crop, fit.alpha0, fit.color), tol) & solid
-            if outside.sum() > self.options.max_out_of_gamut * max(int(solid.sum()), 1):
-                return out, None, "inversion out of gamut"
+            color: np.ndarray = fit.color
+            most = self.options.max_out_of_gamut
+            outside = out_of_gamut(invert(crop, fit.alpha0, color), tol) & solid
+            if outside.sum() > most * max(int(solid.sum()), 1):
+                # The outline's colour may be one of the mark's several: the others leave the gamut.
+                # A colour per pixel from a few clusters, when they explain the shape; a guess more
+                # than a fit, so what it inverts is judged against a fill (kept unless a fill pays).
+                field = colour_field(j, b, fit.alpha0, solid, tol, most)
+                if field is None:
+                    return _Applied(out, None, judged, "inversion out of gamut")
+                color, outside = field, out_of_gamut(invert(crop, fit.alpha0, field), tol) & solid
+                judged |= solid | fading
+                notes.append(f"{len(np.unique(field[solid], axis=0))} colours")
             # The shape and the rim it fades out in, each pixel with its own opacity; what leaves the
             # gamut is filled.
-            recovered = invert(crop, opacity_map(j, b, fit, noise), fit.color)
+            recovered = invert(crop, opacity_map(j, b, fit, noise, color), color)
             outside |= out_of_gamut(recovered, tol) & (solid | fading)
             pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
             out[solid | fading] = pixels[solid | fading]
             hole |= outside
             notes.append(f"α0 {fit.alpha0:.2f} W {np.round(fit.color, 2).tolist()} R² {fit.explained:.2f}")
-        return out, hole, "; ".join(notes)
+        return _Applied(out, hole, judged, "; ".join(notes))
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         recovered, hole, opaque, _ = self.plan(request)
@@ -324,6 +339,17 @@ def _heads_mark_error(request: InpaintRequest, reference: np.ndarray, hole: np.n
     diff = request.color[hole].astype(np.float32) - reference[hole].astype(np.float32) / 255.0
     out[hole] = alpha**2 * (diff**2).sum(-1)
     return out
+
+
+class _Applied(NamedTuple):
+    """What ``RestoreInpainter._apply`` made of one region's fits: the crop with the fitted layers
+    inverted, the hole they leave (None: inpaint the region whole), the inverted pixels the fill
+    decision is to judge against a fill (an inversion with a colour per pixel), and a note."""
+
+    recovered: np.ndarray
+    hole: np.ndarray | None
+    judged: np.ndarray
+    note: str
 
 
 @dataclass

@@ -1,0 +1,212 @@
+"""A colour per pixel for a mark of one opacity and several colours.
+
+Platform marks and logos are mostly drawn at one opacity in a few colours: a logo in its own
+colours, a white glyph on a coloured tile, text with an outline or a halo. A region's fit
+(``pipeline.inpaint.fit``) reads the opacity α0 and one colour from the mark's outline, which is
+the mark's outer colour; inverting the inner colours with it leaves the gamut, and the whole region
+went to the fill. With α0 right, each pixel implies its own mark colour, ``(J − (1 − α0)·B) / α0``,
+up to the photo's texture there (``B`` is only the surroundings' fill). The mark's colours are the
+few clusters of that reading, mostly apart in chroma where photo texture is mostly brightness; they
+are taken as the fewest clusters (2 to ``MAX_COLOURS``) whose inversion stays in gamut, and each
+pixel's cluster is chosen so that the recovered photo is smooth across the cluster borders
+(iterated conditional modes). A photo object under the mark that a cluster took for a mark colour
+gives itself away on the outline: the photo continues across it under the outer colour, a mark
+colour does not (``_mark_labels``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.inpaint.fit import boundary_pairs
+
+MAX_COLOURS = 4
+"""Mark colours tried at most: platform badges draw two or three (tile, glyph, text)."""
+MIN_SHARE, MIN_COLOUR_PX = 0.03, 50
+"""A cluster holding less of the shape, or fewer pixels, is the photo's detail, not a colour of the mark
+(22 dark pixels of a leaf under a light blob, read as a dark colour: −1.1 dB against a fill)."""
+MIN_SEPARATION = 0.15
+"""Clusters closer than this (feature distance, 0..1 units) are one colour split by texture."""
+LUMA_WEIGHT = 0.3
+"""Weight of brightness against chroma in the clustering features: photo texture under a mark is
+mostly brightness, so a mark's colours are told apart mostly by chroma."""
+MEDIAN_PX = 5
+"""Median filter on the colour reading before clustering: the photo's fine texture averages out."""
+MIN_COLOUR_GAP = 0.2
+"""Mark colours closer than this (RGB, 0..1 units) are one colour read through the photo's variation."""
+ICM_ROUNDS = 8
+"""Rounds of label refinement (each a checkerboard sweep of both parities)."""
+GAMUT_WEIGHT = 10.0
+"""Cost of a recovered value out of [0, 1] (squared, per channel) in the label refinement."""
+
+
+def colour_field(
+    j: np.ndarray, b: np.ndarray, alpha0: float, solid: np.ndarray, tolerance: float, max_out: float
+) -> np.ndarray | None:
+    """The mark's colour per pixel (HxWx3 float32, the whole crop: the rim around ``solid`` takes its
+    nearest solid pixel's colour), or None when no few colours explain ``solid``.
+
+    ``j``: the crop (float RGB 0..1); ``b``: the fill of its surroundings under the mask; ``alpha0``
+    the fit's opacity; the inversion may leave [0, 1] by ``tolerance`` on at most ``max_out`` of
+    ``solid``'s pixels."""
+    if alpha0 < 0.05 or solid.sum() < 50:
+        return None
+    own = (j - (1.0 - alpha0) * b) / alpha0  # the mark's colour per pixel, up to the photo's texture
+    quantised = np.clip((own + 0.5) / 2.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)  # −0.5..1.5
+    smooth = cv2.medianBlur(quantised, MEDIAN_PX).astype(np.float32) / 255.0 * 2.0 - 0.5
+    luma = smooth.mean(-1, keepdims=True)
+    features = np.concatenate([smooth - luma, LUMA_WEIGHT * luma], -1)
+    for k in range(2, MAX_COLOURS + 1):
+        labels, colours = _clusters(own, features, solid, k)
+        if labels is None:
+            return None
+        labels = _refine(j, alpha0, solid, labels, colours, features)
+        labels = _mark_labels(j, alpha0, solid, labels, colours)
+        if labels is None:
+            return None
+        field = colours[_spread(labels, solid)]
+        inverted = (j - alpha0 * field) / (1.0 - alpha0)
+        outside = ((inverted < -tolerance) | (inverted > 1.0 + tolerance)).any(-1) & solid
+        if outside.sum() <= max_out * solid.sum():
+            return field
+    return None
+
+
+def _clusters(
+    own: np.ndarray, features: np.ndarray, solid: np.ndarray, k: int
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """``k`` clusters of ``solid``'s features: labels (−1 off ``solid``; None when a cluster is too
+    small or two are too close) and each cluster's colour (the median of its pixels' reading)."""
+    points = features[solid]
+    assign, centres = kmeans(points, k)
+    count = np.bincount(assign, minlength=k)
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(k, 1)]
+    if count.min() < max(MIN_SHARE * len(assign), MIN_COLOUR_PX) or gaps.min() < MIN_SEPARATION:
+        return None, centres
+    labels = np.full(solid.shape, -1, np.int32)
+    labels[solid] = assign
+    # Each pixel takes its window's majority: texture speckle is not a colour of the mark.
+    votes = np.stack([cv2.blur((labels == i).astype(np.float32), (5, 5)) for i in range(k)])
+    labels = np.where(solid, votes.argmax(0), -1).astype(np.int32)
+    if len(np.unique(labels[solid])) < k:  # a cluster that was only speckle
+        return None, centres
+    colours = np.stack([np.median(own[labels == i], 0) for i in range(k)])
+    return labels, np.clip(colours, 0.0, 1.0).astype(np.float32)
+
+
+def kmeans(points: np.ndarray, k: int, attempts: int = 3, rounds: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ seeds from a fixed generator (the same image gives the same
+    answer whatever ran before it); the most compact of ``attempts``. Returns labels, centres."""
+    rng = np.random.default_rng(0)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(attempts):
+        centres = points[rng.integers(len(points))][None]
+        while len(centres) < k:
+            d2 = ((points[:, None] - centres[None]) ** 2).sum(-1).min(1)
+            total = float(d2.sum())
+            pick = rng.choice(len(points), p=d2 / total) if total > 0 else rng.integers(len(points))
+            centres = np.vstack([centres, points[pick]])
+        for _ in range(rounds):
+            labels = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+            moved = np.stack(
+                [points[labels == i].mean(0) if (labels == i).any() else centres[i] for i in range(k)]
+            )
+            if np.abs(moved - centres).max() < 1e-4:
+                break
+            centres = moved
+        labels = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        spread = float(((points - centres[labels]) ** 2).sum())
+        if best is None or spread < best[0]:
+            best = (spread, labels, centres)
+    assert best is not None
+    return best[1], best[2].astype(np.float32)
+
+
+def _refine(
+    j: np.ndarray,
+    alpha0: float,
+    solid: np.ndarray,
+    labels: np.ndarray,
+    colours: np.ndarray,
+    features: np.ndarray,
+) -> np.ndarray:
+    """Labels that keep each pixel near its cluster and in gamut, and the recovered photo smooth
+    between neighbours (iterated conditional modes, checkerboard sweeps): a cluster border runs
+    where the mark's colour changes, not through the photo's texture."""
+    k = len(colours)
+    inverted = np.stack([(j - alpha0 * c) / (1.0 - alpha0) for c in colours])  # k, H, W, 3
+    off = (np.clip(-inverted, 0, None) ** 2 + np.clip(inverted - 1.0, 0, None) ** 2).sum(-1)
+    centres = np.stack([features[labels == i].mean(0) for i in range(k)])
+    unary = np.stack([((features - centres[i]) ** 2).sum(-1) for i in range(k)]) + GAMUT_WEIGHT * off
+    h, w = solid.shape
+    parity = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    current = np.where(solid, labels, 0)
+    for _ in range(ICM_ROUNDS):
+        for turn in (False, True):
+            cost = unary.copy()
+            for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+                here, there = _shifted(h, w, dy, dx)
+                # the neighbour's recovered value under its own label
+                theirs = np.take_along_axis(
+                    inverted[(slice(None), *there)], current[there][None, ..., None], 0
+                )[0]
+                step = ((inverted[(slice(None), *here)] - theirs[None]) ** 2).sum(-1)
+                cost[(slice(None), *here)] += np.where(solid[there][None], step, 0.0)
+            update = solid & (parity == turn)
+            current = np.where(update, cost.argmin(0), current)
+    return np.where(solid, current, -1).astype(np.int32)
+
+
+def _shifted(h: int, w: int, dy: int, dx: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Slices of the pixels that have a neighbour at (dy, dx), and of those neighbours."""
+
+    def span(n: int, d: int) -> tuple[slice, slice]:
+        return (slice(0, n - d), slice(d, n)) if d >= 0 else (slice(-d, n), slice(0, n + d))
+
+    (ys, yt), (xs, xt) = span(h, dy), span(w, dx)
+    return (ys, xs), (yt, xt)
+
+
+def _mark_labels(
+    j: np.ndarray, alpha0: float, solid: np.ndarray, labels: np.ndarray, colours: np.ndarray
+) -> np.ndarray | None:
+    """``labels`` with the clusters that are the photo's merged into the outline's colour, or None
+    when what is left is not a mark of several colours.
+
+    A cluster that reaches the mark's outline where the outline colour's inversion continues the
+    photo outside better than its own colour does is a photo object under the mark (a red stripe
+    under pink text), not a colour of the mark: the photo continues across the outline, a mark's
+    inner colour does not. None is left when one colour is left, or two closer than
+    ``MIN_COLOUR_GAP``: one colour read through the photo's variation, which the reading multiplies
+    by (1 − α0)/α0 (shades of one pink over a white photo with a red stripe: −10.6 dB against a
+    fill)."""
+    p, q = boundary_pairs(solid, ~solid, gap=1.0, depth=3.0, reach=4.0)
+    if len(p) < 10:  # no outline to tell the mark's colours from the photo's
+        return None
+    flat = j.reshape(-1, 3)
+    on_outline = labels.ravel()[p]
+    k = len(colours)
+    steps = np.stack([np.abs((flat[p] - alpha0 * c) / (1.0 - alpha0) - flat[q]).sum(1) for c in colours])
+    base = int(np.argmax(np.bincount(on_outline, minlength=k)))  # the colour most of the outline is
+    out = labels.copy()
+    for i in range(k):
+        there = on_outline == i
+        if i != base and there.sum() >= 5 and np.median(steps[base, there]) < np.median(steps[i, there]):
+            out[labels == i] = base
+    present = colours[np.unique(out[solid])]
+    gaps = np.linalg.norm(present[:, None] - present[None], axis=-1)[np.triu_indices(len(present), 1)]
+    if len(present) < 2 or gaps.min() < MIN_COLOUR_GAP:
+        return None
+    return out
+
+
+def _spread(labels: np.ndarray, solid: np.ndarray) -> np.ndarray:
+    """Labels over the whole crop: each pixel off ``solid`` takes its nearest solid pixel's."""
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~solid).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ys, xs = np.nonzero(solid)
+    of = np.zeros(int(nearest.max()) + 1, np.int32)
+    of[nearest[ys, xs]] = labels[ys, xs]
+    return np.where(solid, labels, of[nearest])
