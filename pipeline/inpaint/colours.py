@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.inpaint.fit import boundary_pairs
+from pipeline.inpaint.fit import boundary_pairs, out_of_gamut
 
 MAX_COLOURS = 4
 """Mark colours tried at most: platform badges draw two or three (tile, glyph, text)."""
@@ -37,6 +37,11 @@ MIN_COLOUR_GAP = 0.2
 """Mark colours closer than this (RGB, 0..1 units) are one colour read through the photo's variation."""
 ICM_ROUNDS = 8
 """Rounds of label refinement (each a checkerboard sweep of both parities)."""
+BOX_PAD = 8
+"""Pixels around the shape's box kept: its 2-px rim and the outline pairs' 4-px reach."""
+MAX_PIXELS = 1_000_000
+"""Shapes larger than this are left to the fill: the label refinement holds a recovered image per
+colour (4 × 12 bytes a pixel), and a mark over a whole 12-MP photo would take gigabytes."""
 GAMUT_WEIGHT = 10.0
 """Cost of a recovered value out of [0, 1] (squared, per channel) in the label refinement."""
 
@@ -50,8 +55,27 @@ def colour_field(
     ``j``: the crop (float RGB 0..1); ``b``: the fill of its surroundings under the mask; ``alpha0``
     the fit's opacity; the inversion may leave [0, 1] by ``tolerance`` on at most ``max_out`` of
     ``solid``'s pixels."""
-    if alpha0 < 0.05 or solid.sum() < 50:
+    if alpha0 < 0.05 or not 50 <= solid.sum() <= MAX_PIXELS:
         return None
+    # Worked on the shape's box (with room for its rim and the outline pairs), not the whole crop.
+    ys, xs = np.nonzero(solid)
+    y0, x0 = max(int(ys.min()) - BOX_PAD, 0), max(int(xs.min()) - BOX_PAD, 0)
+    if (y0 + x0) % 2:  # the refinement's checkerboard stays the crop's
+        y0, x0 = (y0, x0 - 1) if x0 else (y0 - 1, x0)
+    box = (slice(y0, int(ys.max()) + BOX_PAD + 1), slice(x0, int(xs.max()) + BOX_PAD + 1))
+    field = _field(j[box], b[box], alpha0, solid[box], tolerance, max_out)
+    if field is None:
+        return None
+    full = np.empty_like(j)
+    full[:] = np.median(field[solid[box]], 0)  # never read: the caller inverts the shape and its rim
+    full[box] = field
+    return full
+
+
+def _field(
+    j: np.ndarray, b: np.ndarray, alpha0: float, solid: np.ndarray, tolerance: float, max_out: float
+) -> np.ndarray | None:
+    """``colour_field`` on the shape's box."""
     own = (j - (1.0 - alpha0) * b) / alpha0  # the mark's colour per pixel, up to the photo's texture
     quantised = np.clip((own + 0.5) / 2.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)  # −0.5..1.5
     smooth = cv2.medianBlur(quantised, MEDIAN_PX).astype(np.float32) / 255.0 * 2.0 - 0.5
@@ -66,8 +90,7 @@ def colour_field(
         if labels is None:
             return None
         field = colours[_spread(labels, solid)]
-        inverted = (j - alpha0 * field) / (1.0 - alpha0)
-        outside = ((inverted < -tolerance) | (inverted > 1.0 + tolerance)).any(-1) & solid
+        outside = out_of_gamut((j - alpha0 * field) / (1.0 - alpha0), tolerance) & solid
         if outside.sum() <= max_out * solid.sum():
             return field
     return None
