@@ -10,7 +10,7 @@ import pytest
 from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
-from pipeline.inpaint.colours import _mark_labels
+from pipeline.inpaint.colours import _mark_labels, kmeans
 from pipeline.inpaint.fit import FitOptions, _candidates, _cores, fit_marks
 from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
@@ -566,6 +566,19 @@ def test_a_mark_of_one_opacity_and_two_colours_is_inverted_colour_by_colour() ->
     assert psnr(out, photo, mask) > psnr(marked, photo, mask) + 8
     assert psnr(out, photo, letters) > psnr(marked, photo, letters) + 2
     assert np.array_equal(out[~mask], marked[~mask])
+
+
+def test_colour_clusters_are_the_same_whatever_ran_before_and_sampled_on_large_shapes() -> None:
+    # Two colours over 150 000 pixels (more than the centres are found on): each pixel its own
+    # colour, and the same answer on a second call (a service gives one image one result).
+    rng = np.random.default_rng(0)
+    truth = rng.random(150_000) < 0.3
+    points = np.where(truth[:, None], [0.3, -0.1, 0.0, 0.1], [-0.1, 0.05, 0.05, 0.25])
+    points = (points + rng.normal(0, 0.03, points.shape)).astype(np.float32)
+    labels, centres = kmeans(points, 2)
+    again, _ = kmeans(points, 2)
+    assert np.array_equal(labels, again) and centres.shape == (2, 4)
+    assert min((labels == truth).mean(), (labels != truth).mean()) == 0.0
 
 
 def test_a_photo_object_under_the_mark_is_not_taken_for_a_colour_of_it() -> None:
