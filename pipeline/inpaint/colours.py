@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.inpaint.fit import boundary_pairs, out_of_gamut
+from pipeline.inpaint.fit import boundary_pairs, out_of_gamut, unblend
 
 MAX_COLOURS = 4
 """Mark colours tried at most: platform badges draw two or three (tile, glyph, text)."""
@@ -84,15 +84,16 @@ def _field(
     luma = smooth.mean(-1, keepdims=True)
     features = np.concatenate([smooth - luma, LUMA_WEIGHT * luma], -1)
     for k in range(2, MAX_COLOURS + 1):
-        labels, colours = _clusters(own, features, solid, k)
-        if labels is None:
+        clusters = _clusters(own, features, solid, k)
+        if clusters is None:
             return None
+        labels, colours = clusters
         labels = _refine(j, alpha0, solid, labels, colours, features)
-        labels = _mark_labels(j, alpha0, solid, labels, colours)
-        if labels is None:
+        marked = _mark_labels(j, alpha0, solid, labels, colours)
+        if marked is None:
             return None
-        field = colours[_spread(labels, solid)]
-        outside = out_of_gamut((j - alpha0 * field) / (1.0 - alpha0), tolerance) & solid
+        field = colours[_spread(marked, solid)]
+        outside = out_of_gamut(unblend(j, alpha0, field), tolerance) & solid
         if outside.sum() <= max_out * solid.sum():
             return field
     return None
@@ -100,22 +101,22 @@ def _field(
 
 def _clusters(
     own: np.ndarray, features: np.ndarray, solid: np.ndarray, k: int
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """``k`` clusters of ``solid``'s features: labels (−1 off ``solid``; None when a cluster is too
-    small or two are too close) and each cluster's colour (the median of its pixels' reading)."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``k`` clusters of ``solid``'s features: labels (−1 off ``solid``) and each cluster's colour
+    (the median of its pixels' reading); None when a cluster is too small or two are too close."""
     points = features[solid]
     assign, centres = kmeans(points, k)
     count = np.bincount(assign, minlength=k)
     gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(k, 1)]
     if count.min() < max(MIN_SHARE * len(assign), MIN_COLOUR_PX) or gaps.min() < MIN_SEPARATION:
-        return None, centres
+        return None
     labels = np.full(solid.shape, -1, np.int32)
     labels[solid] = assign
     # Each pixel takes its window's majority: texture speckle is not a colour of the mark.
     votes = np.stack([cv2.blur((labels == i).astype(np.float32), (5, 5)) for i in range(k)])
     labels = np.where(solid, votes.argmax(0), -1).astype(np.int32)
     if len(np.unique(labels[solid])) < k:  # a cluster that was only speckle
-        return None, centres
+        return None
     colours = np.stack([np.median(own[labels == i], 0) for i in range(k)])
     return labels, np.clip(colours, 0.0, 1.0).astype(np.float32)
 
@@ -167,7 +168,7 @@ def _refine(
     between neighbours (iterated conditional modes, checkerboard sweeps): a cluster border runs
     where the mark's colour changes, not through the photo's texture."""
     k = len(colours)
-    inverted = np.stack([(j - alpha0 * c) / (1.0 - alpha0) for c in colours])  # k, H, W, 3
+    inverted = np.stack([unblend(j, alpha0, c) for c in colours])  # k, H, W, 3
     off = (np.clip(-inverted, 0, None) ** 2 + np.clip(inverted - 1.0, 0, None) ** 2).sum(-1)
     centres = np.stack([features[labels == i].mean(0) for i in range(k)])
     unary = np.stack([((features - centres[i]) ** 2).sum(-1) for i in range(k)]) + GAMUT_WEIGHT * off
@@ -219,7 +220,7 @@ def _mark_labels(
     flat = j.reshape(-1, 3)
     on_outline = labels.ravel()[p]
     k = len(colours)
-    steps = np.stack([np.abs((flat[p] - alpha0 * c) / (1.0 - alpha0) - flat[q]).sum(1) for c in colours])
+    steps = np.stack([np.abs(unblend(flat[p], alpha0, c) - flat[q]).sum(1) for c in colours])
     base = int(np.argmax(np.bincount(on_outline, minlength=k)))  # the colour most of the outline is
     out = labels.copy()
     for i in range(k):

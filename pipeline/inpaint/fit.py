@@ -515,8 +515,13 @@ def out_of_gamut(recovered: np.ndarray, tolerance: float) -> np.ndarray:
 
 
 def invert(image: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:
-    """``I = (J − α·W) / (1 − α)`` in float RGB (0..1), not clipped; ``color`` (3,) or per pixel."""
-    j = image.astype(np.float32) / 255.0
+    """``I = (J − α·W) / (1 − α)`` of a uint8 image in float RGB (0..1), not clipped."""
+    return unblend(image.astype(np.float32) / 255.0, alpha, color)
+
+
+def unblend(j: np.ndarray, alpha: float | np.ndarray, color: np.ndarray) -> np.ndarray:
+    """``I = (J − α·W) / (1 − α)`` of float RGB ``j`` (0..1, any leading shape), not clipped;
+    ``alpha`` a constant or per pixel, ``color`` (3,) or per pixel."""
     a = np.asarray(alpha, np.float32)
     if a.ndim == 2:
         a = a[..., None]
