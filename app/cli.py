@@ -125,6 +125,9 @@ def check_writes(
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """Which models to load (``Settings`` fields; unset flags keep the settings' values)."""
     parser.add_argument("--segmenter", default=None, help="segmenter weights folder (default: shipped)")
+    parser.add_argument(
+        "--decomposer", default=None, help="mark decomposer weights folder for restore (default: none)"
+    )
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument(
         "--diffusion-model", default=None, help="diffusers inpainting model: hub id or local folder"

@@ -11,20 +11,15 @@ without one so that a clean photo comes back untouched.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.errors import ModelNotAvailableError
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from models.storage import load_folder, save_folder
 
 HEAD_CHANNELS: dict[str, int] = {"mask": 1, "alpha": 1, "color": 3}
 
@@ -129,34 +124,20 @@ class WatermarkSegmenter(nn.Module):
 
     def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:
         """Write config.json + model.safetensors (fp16 by default), world-readable."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        state = {
-            k: (v.half() if half and v.is_floating_point() else v).contiguous()
-            for k, v in self.state_dict().items()
-        }
-        weights = directory / WEIGHTS_NAME
-        save_file(state, str(weights), metadata={"format": "pt"})
-        weights.chmod(0o644)  # safetensors writes 0600
-        return directory
+        return save_folder(directory, self.config.to_dict(), self.state_dict(), half=half)
 
     @classmethod
     def from_pretrained(
         cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
     ) -> WatermarkSegmenter:
         """Load a folder written by ``save_pretrained``. Missing or mismatched files are refused."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file() or not weights_path.is_file():
-            raise ModelNotAvailableError(
-                f"no segmenter weights in {directory} (need {CONFIG_NAME} and {WEIGHTS_NAME}); "
-                "train one with `markless train` or point MARKLESS_SEGMENTER at the shipped weights/segmenter"
-            )
-        config = SegmenterConfig.from_dict(json.loads(config_path.read_text()))
-        model = cls(config)
-        state = load_file(str(weights_path), device=str(map_location))
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        config, state = load_folder(
+            directory,
+            what="segmenter",
+            hint="train one with `markless train` or point MARKLESS_SEGMENTER at the shipped weights/segmenter",
+            map_location=map_location,
+        )
+        model = cls(SegmenterConfig.from_dict(config))
         model.load_state_dict(state, strict=True)
         return model.eval()
 

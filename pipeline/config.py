@@ -29,6 +29,12 @@ class ModelSettings(BaseModel):
         description="Folder with the segmenter weights (config.json + model.safetensors). "
         "The service refuses to start without them rather than run random weights.",
     )
+    decomposer: Path | None = Field(
+        None,
+        description="Folder with the mark decomposer's weights (models/decomposer.py): the restore "
+        "restoration reads mask pixels its fits leave as they came with it, and inverts them where the "
+        "photo holds its reading. Off by default: see weights/decomposer/MODEL_CARD.md for where it stands.",
+    )
     inpainter: str = Field(
         "auto",
         description="Default inpainter for requests: 'auto' (restore: invert translucent marks, fill "

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
+from pipeline.decompose import Decomposer
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import (
     Inpainter,
@@ -117,7 +118,11 @@ def build_remover(
         fill = inpainters.get("diffusion") or build_inpainter(
             "opencv", method="fsr", fsr_max_pixels=cfg.texture_fill_max_pixels
         )
-        inpainters["restore"] = build_inpainter("restore", fallback=fill)
+        decomposer = None
+        if cfg.decomposer is not None:
+            decomposer = Decomposer.from_pretrained(cfg.decomposer, device=device)
+            log.info("decomposer loaded from %s", cfg.decomposer)
+        inpainters["restore"] = build_inpainter("restore", fallback=fill, decomposer=decomposer)
     refiner = MaskRefiner(
         threshold=cfg.threshold,
         min_area=cfg.min_area,

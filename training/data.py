@@ -6,6 +6,11 @@ item and no two workers ever repeat one. Fresh training randomness per epoch com
 sampler, which hands out the indices ``epoch * n ... epoch * n + n - 1`` (Lightning calls its
 ``set_epoch``). Validation uses a separate stream and the held-out ("val") assets, and is the same
 fixed set every epoch.
+
+For the decomposer (``models.decomposer``), each sample also carries the inputs the restoration
+hands it: ``hint``, the mark's mask grown as a user's brush or a dilation grows it, and
+``background``, the fill of that mask from its surroundings (``pipeline.inpaint.fit.background``,
+the one the fits read).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.errors import InvalidParameterError
+from pipeline.inpaint.fit import FitOptions, background
 from training.assets.manifest import photos_in_dirs
 from training.synth import AssetPool, SynthConfig, SynthSample, WatermarkSynth, default_assets_dir
 
@@ -44,15 +50,44 @@ def sample_to_tensors(sample: SynthSample) -> dict[str, torch.Tensor]:
     }
 
 
+def decomposition_inputs(
+    sample: SynthSample, rng: np.random.Generator, max_grow_px: int
+) -> dict[str, torch.Tensor]:
+    """The decomposer's ``hint`` (the mask grown by 0..``max_grow_px`` px, a disc) and ``background``
+    (the photo filled in under the hint), as CHW tensors in [0, 1]. A sample without a mark gets an
+    ellipse for a hint: a mask a user drew over a clean photo, where the decomposer must find none."""
+    grow = int(rng.integers(0, max_grow_px + 1))
+    hint = sample.mask.astype(np.uint8)
+    if not hint.any():
+        h, w = hint.shape
+        centre = (int(rng.integers(w // 4, 3 * w // 4 + 1)), int(rng.integers(h // 4, 3 * h // 4 + 1)))
+        axes = (int(rng.integers(w // 12, w // 4 + 1)), int(rng.integers(h // 12, h // 4 + 1)))
+        cv2.ellipse(hint, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    elif grow:
+        hint = cv2.dilate(hint, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    fill = background(sample.image, hint.astype(bool), FitOptions().background_radius)
+    return {
+        "hint": torch.from_numpy(hint).float().unsqueeze(0),
+        "background": torch.from_numpy(np.ascontiguousarray(fill.transpose(2, 0, 1))),
+    }
+
+
 class SynthWatermarkDataset(Dataset[dict[str, torch.Tensor]]):
     """``length`` synthetic samples of ``size`` (h, w); item ``k`` depends only on (seed, stream, k).
 
     Indices past ``length`` are valid and give new samples: that is how the epoch sampler draws
-    fresh data each epoch.
+    fresh data each epoch. ``grow_px``: add the decomposer's inputs (``decomposition_inputs``), the
+    mask grown by up to that many pixels; None: the segmenter's sample only.
     """
 
     def __init__(
-        self, synth: WatermarkSynth, length: int, size: tuple[int, int], seed: int, stream: int
+        self,
+        synth: WatermarkSynth,
+        length: int,
+        size: tuple[int, int],
+        seed: int,
+        stream: int,
+        grow_px: int | None = None,
     ) -> None:
         if length < 1:
             raise InvalidParameterError(f"dataset length must be >= 1, got {length}")
@@ -61,6 +96,7 @@ class SynthWatermarkDataset(Dataset[dict[str, torch.Tensor]]):
         self.size = (int(size[0]), int(size[1]))
         self.seed = int(seed)
         self.stream = int(stream)
+        self.grow_px = grow_px
 
     def __len__(self) -> int:
         return self.length
@@ -70,7 +106,15 @@ class SynthWatermarkDataset(Dataset[dict[str, torch.Tensor]]):
         return self.synth.sample(np.random.default_rng([self.seed, self.stream, int(k)]), self.size)
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
-        return sample_to_tensors(self.sample(k))
+        sample = self.sample(k)
+        out = sample_to_tensors(sample)
+        if self.grow_px is not None:  # its own generator: the sample stays what it is without it
+            out.update(
+                decomposition_inputs(
+                    sample, np.random.default_rng([self.seed, self.stream, int(k), 1]), self.grow_px
+                )
+            )
+        return out
 
 
 class EpochSampler(Sampler[int]):
@@ -120,7 +164,8 @@ class WatermarkDataModule(L.LightningDataModule):
     backgrounds (e.g. ``../shared/photos``), split train/val by a hash of each name. ``seed`` picks the training stream; the validation set depends only on
     ``val_seed``, so a continuation stage that draws fresh training data with a new ``seed`` is
     still scored on the same validation set as the stage before it; ``val_synth`` (default: the same as
-    ``synth``) keeps it fixed too when training runs compare generator settings.
+    ``synth``) keeps it fixed too when training runs compare generator settings. ``grow_px``: batches
+    also carry the decomposer's ``hint`` and ``background``, the mask grown by up to that many pixels.
     """
 
     def __init__(
@@ -138,6 +183,7 @@ class WatermarkDataModule(L.LightningDataModule):
         val_synth: SynthConfig | dict[str, Any] | None = None,
         worker_start: str = "forkserver",
         pool: AssetPool | None = None,
+        grow_px: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["pool"])
@@ -145,6 +191,8 @@ class WatermarkDataModule(L.LightningDataModule):
             raise InvalidParameterError(
                 "batch_size, train_samples_per_epoch and val_samples must be >= 1, num_workers >= 0"
             )
+        if grow_px is not None and grow_px < 0:
+            raise InvalidParameterError(f"grow_px must be >= 0 (or null), got {grow_px}")
         if worker_start not in ("fork", "forkserver", "spawn"):
             raise InvalidParameterError(
                 f"worker_start must be fork, forkserver or spawn, got {worker_start!r}"
@@ -156,6 +204,7 @@ class WatermarkDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_samples_per_epoch = train_samples_per_epoch
+        self.grow_px = grow_px
         self.val_samples = val_samples
         self.seed = seed
         self.val_seed = val_seed
@@ -178,12 +227,12 @@ class WatermarkDataModule(L.LightningDataModule):
         if self.train_set is None and stage in (None, "fit"):
             synth = WatermarkSynth(self._pool("train"), self.synth_config)
             self.train_set = SynthWatermarkDataset(
-                synth, self.train_samples_per_epoch, self.size, self.seed, TRAIN_STREAM
+                synth, self.train_samples_per_epoch, self.size, self.seed, TRAIN_STREAM, self.grow_px
             )
         if self.val_set is None and stage in (None, "fit", "validate", "test"):
             synth = WatermarkSynth(self._pool("val"), self.val_synth_config)
             self.val_set = SynthWatermarkDataset(
-                synth, self.val_samples, self.size, self.val_seed, VAL_STREAM
+                synth, self.val_samples, self.size, self.val_seed, VAL_STREAM, self.grow_px
             )
 
     def _loader(self, ds: SynthWatermarkDataset, sampler: Sampler[int] | None, drop_last: bool) -> DataLoader:

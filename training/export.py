@@ -9,19 +9,30 @@ from typing import Any
 import lightning as L
 import torch
 
+from training.decompose import DecomposerModule
 from training.module import SegmenterModule
+
+# Each trained module and the arguments that rebuild it from a checkpoint without first loading the
+# weights it started from (they are in the checkpoint).
+RESTORE_OVERRIDES: dict[type[L.LightningModule], dict[str, Any]] = {
+    SegmenterModule: {"imagenet_init": False},
+    DecomposerModule: {"init_segmenter": None, "init_weights": None},
+}
 
 
 def export_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
 ) -> Path:
-    """Load a Lightning checkpoint and write the network in the ``save_pretrained`` layout."""
-    module = SegmenterModule.load_from_checkpoint(str(checkpoint), map_location="cpu", imagenet_init=False)
+    """Load a Lightning checkpoint (the segmenter's or the decomposer's: told apart by their saved
+    hyper-parameters) and write the network in the ``save_pretrained`` layout."""
+    saved = torch.load(str(checkpoint), map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    kind = DecomposerModule if "init_segmenter" in saved else SegmenterModule
+    module = kind.load_from_checkpoint(str(checkpoint), map_location="cpu", **RESTORE_OVERRIDES[kind])
     return export_module(module, out_dir, metrics=metrics)
 
 
 def export_module(
-    module: SegmenterModule, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
+    module: SegmenterModule | DecomposerModule, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
 ) -> Path:
     out = module.model.to("cpu").float().save_pretrained(out_dir, half=True)
     if metrics is not None:
@@ -51,5 +62,5 @@ class ExportOnFitEnd(L.Callback):
                 metrics[f"best/{getattr(callback, 'monitor', 'score')}"] = float(score)
             export_checkpoint(best, self.out_dir, metrics=metrics)
         else:
-            assert isinstance(pl_module, SegmenterModule)
+            assert isinstance(pl_module, (SegmenterModule, DecomposerModule))
             export_module(pl_module, self.out_dir, metrics=metrics)

@@ -212,11 +212,15 @@ class SegmenterModule(L.LightningModule):
         self.log("val/false_alarm_rate_ungated", raw_alarms / max(raw_alarms + raw_ok, 1))
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup_fraction, anneal_strategy="cos"
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return one_cycle(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup_fraction)
+
+
+def one_cycle(module: L.LightningModule, lr: float, weight_decay: float, warmup_fraction: float) -> Any:
+    """AdamW on the trainable parameters with a one-cycle schedule over the whole run (cosine)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = max(int(module.trainer.estimated_stepping_batches), 1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total, pct_start=warmup_fraction, anneal_strategy="cos"
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -33,7 +33,9 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
   a fill also needs their reading of the mark to be worth it, unless the hole departs from its fill
   by twice the margin or a fit found its mark opaque (``HEADS_VETO``);
 - a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
-  stays as it was and is the fill's context.
+  stays as it was and is the fill's context;
+- with a ``decomposer`` (``pipeline.decompose``), what is still left as it came is read once more,
+  per pixel, by that network, and inverted where the photo holds its reading.
 
 The fill is diffusion when one is configured, else OpenCV: Telea on thin parts, frequency-selective
 reconstruction (texture continued) on wide ones, within a pixel budget.
@@ -48,6 +50,7 @@ import cv2
 import numpy as np
 
 from pipeline.cancel import checkpoint
+from pipeline.decompose import Decomposer, invert_left
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
 from pipeline.inpaint.colours import colour_field
@@ -96,6 +99,7 @@ class RestoreInpainter:
         options: FitOptions | None = None,
         fill_margin: float = 4.0,
         repeats: bool = True,
+        decomposer: Decomposer | None = None,
     ) -> None:
         if not 0.0 < alpha_ceiling <= 1.0 or context_px < 2 or fill_margin < 2.0:
             raise InvalidParameterError("need 0 < alpha_ceiling <= 1, context_px >= 2 and fill_margin >= 2")
@@ -110,6 +114,7 @@ class RestoreInpainter:
         self._probe_fill = build_inpainter("opencv", method="telea", radius=self.probe_radius)
         self.fill_margin = fill_margin
         self.repeats = repeats  # estimate a tiled mark from its copies first (``pipeline.inpaint.repeat``)
+        self.decomposer = decomposer  # a last reading of what comes back as it came (``pipeline.decompose``)
 
     def plan(self, request: InpaintRequest) -> Plan:
         """Fit and invert each region's marks; what is left to fill (notes: for logs and evaluation)."""
@@ -291,6 +296,24 @@ class RestoreInpainter:
         return _Applied(out, hole, judged, "; ".join(notes))
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
+        out = self._restore(request)
+        if self.decomposer is not None:
+            checkpoint()
+            left = request.mask & (out == request.image).all(-1)
+            if left.any():
+                invert_left(
+                    self.decomposer,
+                    request.image,
+                    out,
+                    request.mask,
+                    left,
+                    alpha_ceiling=self.alpha_ceiling,
+                    gamut_tolerance=self.options.gamut_tolerance,
+                )
+        return out
+
+    def _restore(self, request: InpaintRequest) -> np.ndarray:
+        """The fits' inversions and the fill where it pays (module docstring)."""
         recovered, hole, opaque, _ = self.plan(request)
         if not hole.any():
             return recovered
