@@ -14,7 +14,6 @@ new channels start at zero (``init_from_segmenter``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import segmentation_models_pytorch as smp
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from models.segmenter import PRESETS, WatermarkSegmenter
-from models.storage import load_folder, save_folder
+from models.storage import Pretrained
 
 INPUTS = ("image", "background", "hint")  # 3 + 3 + 1 channels, all in [0, 1]
 HEADS = {"alpha": 1, "color": 3}
@@ -57,8 +56,12 @@ class DecomposerConfig:
         return cls(arch=p["arch"], encoder=p["encoder"], arch_kwargs=dict(p.get("arch_kwargs", {})))
 
 
-class MarkDecomposer(nn.Module):
+class MarkDecomposer(Pretrained, nn.Module):
     """``forward(image, background, hint)`` → {"alpha": Bx1xHxW, "color": Bx3xHxW} logits."""
+
+    config_class = DecomposerConfig
+    what = "decomposer"
+    hint = "train one with `markless train fit --config training/configs/decomposer.yaml`"
 
     def __init__(self, config: DecomposerConfig) -> None:
         super().__init__()
@@ -85,25 +88,6 @@ class MarkDecomposer(nn.Module):
         )
         alpha, color = self.net(x).split(list(HEADS.values()), dim=1)
         return {"alpha": alpha, "color": color}
-
-    def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:
-        """Write config.json + model.safetensors (fp16 by default), world-readable."""
-        return save_folder(directory, self.config.to_dict(), self.state_dict(), half=half)
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
-    ) -> MarkDecomposer:
-        """Load a folder written by ``save_pretrained``. Missing or mismatched files are refused."""
-        config, state = load_folder(
-            directory,
-            what="decomposer",
-            hint="train one with `markless train fit --config training/configs/decomposer.yaml`",
-            map_location=map_location,
-        )
-        model = cls(DecomposerConfig.from_dict(config))
-        model.load_state_dict(state, strict=True)
-        return model.eval()
 
 
 def init_from_segmenter(model: MarkDecomposer, segmenter: WatermarkSegmenter) -> None:

@@ -12,14 +12,13 @@ without one so that a clean photo comes back untouched.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from models.storage import load_folder, save_folder
+from models.storage import Pretrained
 
 HEAD_CHANNELS: dict[str, int] = {"mask": 1, "alpha": 1, "color": 3}
 
@@ -84,8 +83,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class WatermarkSegmenter(nn.Module):
+class WatermarkSegmenter(Pretrained, nn.Module):
     """smp model + head split. ``forward`` returns raw logits per head."""
+
+    config_class = SegmenterConfig
+    what = "segmenter"
+    hint = "train one with `markless train` or point MARKLESS_SEGMENTER at the shipped weights/segmenter"
 
     def __init__(self, config: SegmenterConfig) -> None:
         super().__init__()
@@ -121,25 +124,6 @@ class WatermarkSegmenter(nn.Module):
         if presence is not None:
             maps["presence"] = presence
         return maps
-
-    def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:
-        """Write config.json + model.safetensors (fp16 by default), world-readable."""
-        return save_folder(directory, self.config.to_dict(), self.state_dict(), half=half)
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
-    ) -> WatermarkSegmenter:
-        """Load a folder written by ``save_pretrained``. Missing or mismatched files are refused."""
-        config, state = load_folder(
-            directory,
-            what="segmenter",
-            hint="train one with `markless train` or point MARKLESS_SEGMENTER at the shipped weights/segmenter",
-            map_location=map_location,
-        )
-        model = cls(SegmenterConfig.from_dict(config))
-        model.load_state_dict(state, strict=True)
-        return model.eval()
 
 
 def build_segmenter(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -49,3 +49,26 @@ def load_folder(
     return json.loads(config_path.read_text()), {
         k: v.float() if v.is_floating_point() else v for k, v in state.items()
     }
+
+
+class Pretrained:
+    """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built from one config object
+    (``config_class``, with ``from_dict``/``to_dict``); ``what`` and ``hint`` go into the error when
+    a folder lacks its files."""
+
+    config_class: ClassVar[Any]
+    what: ClassVar[str]
+    hint: ClassVar[str]
+    config: Any
+
+    def save_pretrained(self, directory: str | Path, *, half: bool = True) -> Path:
+        """Write config.json + model.safetensors (fp16 by default), world-readable."""
+        return save_folder(directory, self.config.to_dict(), self.state_dict(), half=half)  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, map_location: str | torch.device = "cpu") -> Self:
+        """Load a folder written by ``save_pretrained``. Missing or mismatched files are refused."""
+        config, state = load_folder(directory, what=cls.what, hint=cls.hint, map_location=map_location)
+        model = cls(cls.config_class.from_dict(config))  # type: ignore[call-arg]
+        model.load_state_dict(state, strict=True)  # type: ignore[attr-defined]
+        return model.eval()  # type: ignore[attr-defined,no-any-return]
