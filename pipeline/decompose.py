@@ -86,10 +86,13 @@ def invert_left(
     *,
     alpha_ceiling: float,
     gamut_tolerance: float,
+    min_alpha: float,
 ) -> int:
     """Invert, in ``out`` (written in place), the groups of ``left`` (mask pixels that came back as
     they came) whose photo holds the decomposer's estimate (module docstring); below
-    ``alpha_ceiling`` and in gamut only. Returns how many groups were inverted."""
+    ``alpha_ceiling`` and in gamut only. A group whose estimate stays under ``min_alpha`` (its 0.9
+    quantile) is left: no mark to speak of, and a gain read from so faint a pattern is noise.
+    Returns how many groups were inverted."""
     h, w = mask.shape
     kernel = np.ones((5, 5), np.uint8)
     _, groups = cv2.connectedComponents(cv2.dilate(left.astype(np.uint8), kernel), connectivity=8)
@@ -113,6 +116,8 @@ def invert_left(
             if pixels.sum() < MIN_GROUP_PX:
                 continue
             a = np.where(pixels, alpha, 0.0).astype(np.float32)
+            if float(np.quantile(a[pixels], 0.9)) < min_alpha:
+                continue
             if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color) <= MAX_GAIN:
                 continue
             recovered = unblend(j, a, color)

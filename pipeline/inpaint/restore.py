@@ -309,6 +309,7 @@ class RestoreInpainter:
                     left,
                     alpha_ceiling=self.alpha_ceiling,
                     gamut_tolerance=self.options.gamut_tolerance,
+                    min_alpha=self.options.min_alpha,
                 )
         return out
 
