@@ -86,13 +86,15 @@ def invert_left(
     *,
     alpha_ceiling: float,
     gamut_tolerance: float,
-    min_alpha: float,
+    min_change: float,
 ) -> int:
     """Invert, in ``out`` (written in place), the groups of ``left`` (mask pixels that came back as
     they came) whose photo holds the decomposer's estimate (module docstring); below
-    ``alpha_ceiling`` and in gamut only. A group whose estimate stays under ``min_alpha`` (its 0.9
-    quantile) is left: no mark to speak of, and a gain read from so faint a pattern is noise.
-    Returns how many groups were inverted."""
+    ``alpha_ceiling`` and in gamut only. A group whose inversion would move its pixels by less than
+    ``min_change`` on average (RGB L2, 0..1: what the fits count as marked) is left: no mark to
+    speak of, and a gain read from so faint a pattern is noise (on clean photos under drawn masks
+    such readings passed the gain test and moved pixels by a level or two). Returns how many groups
+    were inverted."""
     h, w = mask.shape
     kernel = np.ones((5, 5), np.uint8)
     _, groups = cv2.connectedComponents(cv2.dilate(left.astype(np.uint8), kernel), connectivity=8)
@@ -116,11 +118,11 @@ def invert_left(
             if pixels.sum() < MIN_GROUP_PX:
                 continue
             a = np.where(pixels, alpha, 0.0).astype(np.float32)
-            if float(np.quantile(a[pixels], 0.9)) < min_alpha:
+            recovered = unblend(j, a, color)
+            if float(np.linalg.norm(recovered[pixels] - j[pixels], axis=-1).mean()) < min_change:
                 continue
             if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color) <= MAX_GAIN:
                 continue
-            recovered = unblend(j, a, color)
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
             out[box][ok] = np.clip(recovered[ok] * 255.0 + 0.5, 0, 255).astype(np.uint8)
             inverted += 1

@@ -127,7 +127,7 @@ def _invert(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray) -> tupl
         mask,
         alpha_ceiling=0.75,
         gamut_tolerance=opt.gamut_tolerance,
-        min_alpha=opt.min_alpha,
+        min_change=opt.min_change,
     )
     return done, out
 
@@ -140,7 +140,8 @@ def test_a_reading_the_photo_holds_is_inverted_and_one_it_does_not_is_left() -> 
     # Read four times too strong: inverting would draw the disc's negative; it is left as it came.
     _, mask, faint = _textured_disc(0.1)
     assert np.array_equal(_invert(_constant(0.4, (1, 1, 1)), faint, mask)[1], faint)
-    # A reading under the fits' least opacity is not inverted, though the photo holds it (gain ~1).
+    # A reading that would move the pixels less than the fits call a mark is not inverted, though
+    # the photo holds it (gain ~1).
     _, mask, fainter = _textured_disc(0.025)
     assert np.array_equal(_invert(_constant(0.025, (1, 1, 1)), fainter, mask)[1], fainter)
 

@@ -309,7 +309,7 @@ class RestoreInpainter:
                     left,
                     alpha_ceiling=self.alpha_ceiling,
                     gamut_tolerance=self.options.gamut_tolerance,
-                    min_alpha=self.options.min_alpha,
+                    min_change=self.options.min_change,
                 )
         return out
 
