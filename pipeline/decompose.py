@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models.decomposer import MarkDecomposer
+from pipeline.cancel import checkpoint
 from pipeline.device import resolve_device
 from pipeline.inpaint.fit import FitOptions, background, out_of_gamut, unblend
 from pipeline.marks.estimate import mark_gain
@@ -102,6 +103,7 @@ def invert_left(
     n_clusters, clusters, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(left.astype(np.uint8), near))
     inverted = 0
     for c in range(1, n_clusters):
+        checkpoint()  # one network pass per cluster: a request's time budget is checked between them
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         box = (
             slice(max(y - CONTEXT_PX, 0), min(y + bh + CONTEXT_PX, h)),
