@@ -1,4 +1,5 @@
-"""The segmenter that ships in weights/: loadable, small, documented — and useful on real photos (slow)."""
+"""The networks that ship in weights/: loadable, small, documented — and the segmenter useful on real
+photos (slow)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,19 @@ def test_shipped_weights_are_complete_and_small() -> None:
     for section in ("Data", "Training", "Metrics", "Reproduce"):
         assert section in card
     assert DEFAULT_SEGMENTER.resolve() == WEIGHTS.resolve()
+
+
+def test_shipped_decomposer_is_complete_small_and_loads() -> None:
+    from models import MarkDecomposer
+
+    folder = WEIGHTS.parent / "decomposer"
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "markless-decomposer"
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size < 40 * 2**20 and weights.stat().st_mode & 0o044 == 0o044
+    card = (folder / "MODEL_CARD.md").read_text()
+    for section in ("Data", "Training", "Metrics", "Reproduce"):
+        assert section in card
+    MarkDecomposer.from_pretrained(folder)
 
 
 def _marked(photo: np.ndarray, text: str, opacity: float) -> tuple[np.ndarray, np.ndarray]:
