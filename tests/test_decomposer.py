@@ -159,3 +159,25 @@ def test_the_service_loads_a_decomposer_for_restore(tmp_path: Path, tiny_segment
     assert isinstance(restore, RestoreInpainter) and restore.decomposer is not None
     with pytest.raises(ModelNotAvailableError):
         build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", decomposer=tmp_path / "none")
+
+
+def test_the_segmenters_heads_veto_a_reading_far_stronger_than_theirs() -> None:
+    _, mask, marked = _textured_disc(0.3)
+    white = np.ones((*mask.shape, 3), np.float32)
+    opt = FitOptions()
+    for heads_alpha, inverted in ((0.15, 1), (0.05, 0)):  # they read opacity low, but not 6 times low
+        out = marked.copy()
+        heads = (np.where(mask, heads_alpha, 0.0).astype(np.float32), white)
+        done = invert_left(
+            _constant(0.3, (1, 1, 1)),
+            marked,
+            out,
+            mask,
+            mask,
+            alpha_ceiling=0.75,
+            gamut_tolerance=opt.gamut_tolerance,
+            min_change=opt.min_change,
+            heads=heads,
+        )
+        assert done == inverted
+        assert np.array_equal(out, marked) == (not inverted)

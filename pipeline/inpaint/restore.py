@@ -310,6 +310,9 @@ class RestoreInpainter:
                     alpha_ceiling=self.alpha_ceiling,
                     gamut_tolerance=self.options.gamut_tolerance,
                     min_change=self.options.min_change,
+                    heads=None
+                    if request.alpha is None or request.color is None
+                    else (request.alpha, request.color),
                 )
         return out
 
