@@ -115,7 +115,12 @@ def _textured_disc(opacity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return photo, mask > 0, marked
 
 
-def _invert(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray) -> tuple[int, np.ndarray]:
+def _invert(
+    decomposer: Decomposer,
+    image: np.ndarray,
+    mask: np.ndarray,
+    heads: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[int, np.ndarray]:
     """``invert_left`` on all of ``mask``, with restore's defaults; (groups inverted, the output)."""
     out = image.copy()
     opt = FitOptions()
@@ -128,6 +133,7 @@ def _invert(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray) -> tupl
         alpha_ceiling=0.75,
         gamut_tolerance=opt.gamut_tolerance,
         min_change=opt.min_change,
+        heads=heads,
     )
     return done, out
 
@@ -164,20 +170,8 @@ def test_the_service_loads_a_decomposer_for_restore(tmp_path: Path, tiny_segment
 def test_the_segmenters_heads_veto_a_reading_far_stronger_than_theirs() -> None:
     _, mask, marked = _textured_disc(0.3)
     white = np.ones((*mask.shape, 3), np.float32)
-    opt = FitOptions()
     for heads_alpha, inverted in ((0.15, 1), (0.05, 0)):  # they read opacity low, but not 6 times low
-        out = marked.copy()
         heads = (np.where(mask, heads_alpha, 0.0).astype(np.float32), white)
-        done = invert_left(
-            _constant(0.3, (1, 1, 1)),
-            marked,
-            out,
-            mask,
-            mask,
-            alpha_ceiling=0.75,
-            gamut_tolerance=opt.gamut_tolerance,
-            min_change=opt.min_change,
-            heads=heads,
-        )
+        done, out = _invert(_constant(0.3, (1, 1, 1)), marked, mask, heads)
         assert done == inverted
         assert np.array_equal(out, marked) == (not inverted)
