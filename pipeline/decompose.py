@@ -39,6 +39,9 @@ CONTEXT_PX = 16
 """Photo around a group the network sees (it reads the mark's edges against it)."""
 CLUSTER_PX = 32
 """Groups closer than this are read in one pass over their common box."""
+GROUP_MARGIN = 10
+"""Photo around a group its own checks see: ``mark_gain`` blurs the recovered photo (σ 2, 8 px) and
+takes gradients (1 px) only next to the group's pixels, so this margin reads all it needs."""
 HEADS_VETO = 4.0
 """With the segmenter's decomposition heads at hand, a group is inverted only if the decomposer's
 inversion moves its pixels at most this many times as far as the heads' own inversion would (they
@@ -104,40 +107,45 @@ def invert_left(
     opacity and colour maps (full frame), a second opinion (``HEADS_VETO``). Returns how many groups
     were inverted."""
     h, w = mask.shape
-    kernel = np.ones((5, 5), np.uint8)
-    _, groups = cv2.connectedComponents(cv2.dilate(left.astype(np.uint8), kernel), connectivity=8)
+    marked = left.astype(np.uint8)
+    _, groups, boxes, _ = cv2.connectedComponentsWithStats(cv2.dilate(marked, np.ones((5, 5), np.uint8)))
     near = np.ones((CLUSTER_PX, CLUSTER_PX), np.uint8)
-    n_clusters, clusters, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(left.astype(np.uint8), near))
+    n_clusters, clusters, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(marked, near))
     inverted = 0
     for c in range(1, n_clusters):
         checkpoint()  # one network pass per cluster: a request's time budget is checked between them
         x, y, bw, bh = (int(v) for v in stats[c, :4])
-        box = (
-            slice(max(y - CONTEXT_PX, 0), min(y + bh + CONTEXT_PX, h)),
-            slice(max(x - CONTEXT_PX, 0), min(x + bw + CONTEXT_PX, w)),
-        )
+        y0, x0 = max(y - CONTEXT_PX, 0), max(x - CONTEXT_PX, 0)
+        box = (slice(y0, min(y + bh + CONTEXT_PX, h)), slice(x0, min(x + bw + CONTEXT_PX, w)))
         estimate = decomposer.predict(image[box], mask[box])
         if estimate is None:
             continue
         alpha, color = estimate
-        j = image[box].astype(np.float32) / 255.0
-        here = (clusters[box] == c) & left[box]
-        for g in np.unique(groups[box][here]):
-            pixels = here & (groups[box] == g)
+        for g in np.unique(groups[box][(clusters[box] == c) & left[box]]):
+            # Each group is judged on its own box (``GROUP_MARGIN`` around it), not the cluster's: a
+            # tiled mask makes one cluster of hundreds of groups.
+            gx, gy, gw, gh = (int(v) for v in boxes[g, :4])
+            at = (
+                slice(max(gy - GROUP_MARGIN, y0), min(gy + gh + GROUP_MARGIN, box[0].stop)),
+                slice(max(gx - GROUP_MARGIN, x0), min(gx + gw + GROUP_MARGIN, box[1].stop)),
+            )
+            own = (slice(at[0].start - y0, at[0].stop - y0), slice(at[1].start - x0, at[1].stop - x0))
+            pixels = left[at] & (groups[at] == g)
             if pixels.sum() < MIN_GROUP_PX:
                 continue
-            a = np.where(pixels, alpha, 0.0).astype(np.float32)
-            recovered = unblend(j, a, color)
+            j = image[at].astype(np.float32) / 255.0
+            a = np.where(pixels, alpha[own], 0.0).astype(np.float32)
+            recovered = unblend(j, a, color[own])
             change = float(np.linalg.norm(recovered[pixels] - j[pixels], axis=-1).mean())
             if change < min_change:
                 continue
             if heads is not None:
-                second = unblend(j, np.where(pixels, np.clip(heads[0][box], 0.0, 0.95), 0.0), heads[1][box])
+                second = unblend(j, np.where(pixels, np.clip(heads[0][at], 0.0, 0.95), 0.0), heads[1][at])
                 if change > HEADS_VETO * float(np.linalg.norm(second[pixels] - j[pixels], axis=-1).mean()):
                     continue
-            if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color) <= MAX_GAIN:
+            if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color[own]) <= MAX_GAIN:
                 continue
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
-            out[box][ok] = np.clip(recovered[ok] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            out[at][ok] = np.clip(recovered[ok] * 255.0 + 0.5, 0, 255).astype(np.uint8)
             inverted += 1
     return inverted
