@@ -7,7 +7,10 @@ more harm than the mark, the mask's pixels come back as they came. The decompose
 where the photo itself confirms it: per group of such pixels, the photo's gradients must hold the
 estimated mark's edge pattern at ``MIN_GAIN``..``MAX_GAIN`` of its strength (``mark_gain``, as the
 copies of a tiled mark are checked), which rejects an estimate too strong (inverting it would draw
-the mark's negative), too weak, or of a mark that is not there (a clean photo under a drawn mask).
+the mark's negative), too weak, or of a mark that is not there (a clean photo under a drawn mask);
+and its inversion must come closer to the fill of the mask from its surroundings than the photo as
+it came (``CLOSER``), which rejects one of the wrong colour. A group that passes is moved most of the
+way to its inversion, not all of it (``TRUST``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ HEADS_VETO = 4.0
 inversion moves its pixels at most this many times as far as the heads' own inversion would (they
 read opacity a median 2.8 times low: ``pipeline.inpaint.restore.HEADS_VETO``): a second opinion
 against a strong mark read where the segmenter sees a faint one or none."""
+CLOSER = 0.9
+"""A group is inverted only if its inversion departs from the fill of the mask from its surroundings
+(``fit.background``, what the network is shown) by at most this share of the photo's own departure
+(mean squared, RGB). Against that fill, the photo as it came departs by the mark's error and the
+fill's, the inversion by its own error and the fill's (independent), so a right inversion comes
+closer; one with the wrong colour (a grey read over a red-and-white tiled logo) moves the pixels as
+far as the mark but not closer, and passes the gain test, which reads edges alone."""
+TRUST = 0.7
+"""How far a group that passes the checks is moved from the photo as it came towards the decomposer's
+inversion. The two are readings of the photo whose errors differ (the mark's, the estimate's), and a
+blend of two such readings errs less than the worse of them (``pipeline.inpaint.restore.FillDecision``):
+a right inversion keeps (1 − 0.7)² = 9 % of the mark's squared error, a wrong one costs about half its
+own. Five synthetic sets (exact and rough masks, with the heads; 720 restorations), photos made more
+than 0.5 dB worse than they came: 8 without the decomposer; 21 moving all the way with the other
+checks; 12 at 0.7; 14 with ``CLOSER`` alone; 8 with both (mean 38.17 → 38.40 dB; all the way, 38.40)."""
 
 
 class Decomposer:
@@ -61,13 +79,17 @@ class Decomposer:
     def from_pretrained(cls, directory: str | Path, **kwargs: object) -> Decomposer:
         return cls(MarkDecomposer.from_pretrained(directory), **kwargs)  # type: ignore[arg-type]
 
-    def predict(self, image: np.ndarray, hint: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def predict(
+        self, image: np.ndarray, hint: np.ndarray, fill: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """α (HxW float32, 0 outside ``hint``) and W (HxWx3 float32) of a crop; None when it has more
-        than ``max_pixels`` (memory: the network holds full-resolution feature maps)."""
+        than ``max_pixels`` (memory: the network holds full-resolution feature maps). ``fill``: the
+        crop's ``fit.background`` under ``hint`` when the caller already has it."""
         h, w = hint.shape
         if h * w > self.max_pixels:
             return None
-        fill = background(image, hint, FitOptions().background_radius)
+        if fill is None:
+            fill = background(image, hint, FitOptions().background_radius)
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).permute(2, 0, 1)[None].float()
@@ -117,7 +139,8 @@ def invert_left(
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         y0, x0 = max(y - CONTEXT_PX, 0), max(x - CONTEXT_PX, 0)
         box = (slice(y0, min(y + bh + CONTEXT_PX, h)), slice(x0, min(x + bw + CONTEXT_PX, w)))
-        estimate = decomposer.predict(image[box], mask[box])
+        fill = background(image[box], mask[box], FitOptions().background_radius)
+        estimate = decomposer.predict(image[box], mask[box], fill)
         if estimate is None:
             continue
         alpha, color = estimate
@@ -146,6 +169,14 @@ def invert_left(
             if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color[own]) <= MAX_GAIN:
                 continue
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
-            out[at][ok] = np.clip(recovered[ok] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            if not ok.any() or _departure(recovered, fill[own], ok) > CLOSER * _departure(j, fill[own], ok):
+                continue
+            moved = j[ok] + TRUST * (recovered[ok] - j[ok])
+            out[at][ok] = np.clip(moved * 255.0 + 0.5, 0, 255).astype(np.uint8)
             inverted += 1
     return inverted
+
+
+def _departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
+    """Mean squared RGB distance (0..1 units) of ``pixels`` from ``fill`` where ``where`` holds."""
+    return float(((pixels[where] - fill[where]) ** 2).sum(-1).mean())
