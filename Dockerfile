@@ -90,6 +90,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     HF_HUB_OFFLINE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     MARKLESS_SEGMENTER=/app/weights/segmenter \
+    MARKLESS_DECOMPOSER=/app/weights/decomposer \
     MARKLESS_INPAINTER=auto \
     MARKLESS_DEVICE=auto \
     MARKLESS_DTYPE=auto \

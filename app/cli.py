@@ -126,7 +126,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """Which models to load (``Settings`` fields; unset flags keep the settings' values)."""
     parser.add_argument("--segmenter", default=None, help="segmenter weights folder (default: shipped)")
     parser.add_argument(
-        "--decomposer", default=None, help="mark decomposer weights folder for restore (default: none)"
+        "--decomposer",
+        default=None,
+        help="mark decomposer weights folder for restore (default: shipped; 'none': off)",
     )
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument(

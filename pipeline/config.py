@@ -10,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from pipeline.options import Dilate, Presence, Threshold
 
 # The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
 SHIPPED_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
+SHIPPED_DECOMPOSER = SHIPPED_SEGMENTER.parent / "decomposer"
+OFF = ("", "none", "off")
+"""Values of an optional model's setting (``MARKLESS_DECOMPOSER``, ``--decomposer``) that turn it off."""
 
 MAX_MASK_COVERAGE = 0.9
 """Largest fraction of the image a caller's mask may cover: beyond it there is nothing left to restore from."""
@@ -30,10 +33,10 @@ class ModelSettings(BaseModel):
         "The service refuses to start without them rather than run random weights.",
     )
     decomposer: Path | None = Field(
-        None,
+        SHIPPED_DECOMPOSER,
         description="Folder with the mark decomposer's weights (models/decomposer.py): the restore "
         "restoration reads mask pixels its fits leave as they came with it, and inverts them where the "
-        "photo holds its reading. Off by default: see weights/decomposer/MODEL_CARD.md for where it stands.",
+        "photo holds its reading. 'none' turns it off (restore then uses its fits alone).",
     )
     inpainter: str = Field(
         "auto",
@@ -79,3 +82,9 @@ class ModelSettings(BaseModel):
         description="Largest fraction of the image a caller's mask may cover (400 above): with almost "
         "nothing left around it, no method can restore the photo.",
     )
+
+    @field_validator("decomposer", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        """'none' (or empty) turns the decomposer off."""
+        return None if isinstance(value, str) and value.strip().lower() in OFF else value

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from app.settings import Settings
 from models import DecomposerConfig, MarkDecomposer, WatermarkSegmenter, init_from_segmenter
 from models.errors import ModelNotAvailableError
+from pipeline.config import SHIPPED_DECOMPOSER
 from pipeline.decompose import TRUST, Decomposer, invert_left
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
@@ -180,6 +182,19 @@ def test_the_service_loads_a_decomposer_for_restore(tmp_path: Path, tiny_segment
     assert isinstance(restore, RestoreInpainter) and restore.decomposer is not None
     with pytest.raises(ModelNotAvailableError):
         build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", decomposer=tmp_path / "none")
+
+
+def test_the_shipped_decomposer_is_on_by_default_and_none_turns_it_off(
+    tiny_segmenter_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().decomposer == SHIPPED_DECOMPOSER
+    on = build_remover(segmenter=tiny_segmenter_dir, inpainter="restore").inpainters["restore"]
+    assert isinstance(on, RestoreInpainter) and on.decomposer is not None
+    off = build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", decomposer="none")
+    assert isinstance(off.inpainters["restore"], RestoreInpainter)
+    assert off.inpainters["restore"].decomposer is None
+    monkeypatch.setenv("MARKLESS_DECOMPOSER", "none")
+    assert Settings().decomposer is None
 
 
 def test_the_segmenters_heads_veto_a_reading_far_stronger_than_theirs() -> None:

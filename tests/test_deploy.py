@@ -124,6 +124,7 @@ def test_image_env_uses_the_model_volume_offline(
     unknown = {k for k in env if k.startswith("MARKLESS_")} - _settings_env_names()
     assert not unknown, f"ENV names no setting reads: {unknown}"
     assert env["MARKLESS_SEGMENTER"].startswith("/app/weights")
+    assert env["MARKLESS_DECOMPOSER"].startswith("/app/weights")
 
 
 def test_only_headless_opencv_is_a_dependency() -> None:
