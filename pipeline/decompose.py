@@ -139,6 +139,8 @@ def invert_left(
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         y0, x0 = max(y - CONTEXT_PX, 0), max(x - CONTEXT_PX, 0)
         box = (slice(y0, min(y + bh + CONTEXT_PX, h)), slice(x0, min(x + bw + CONTEXT_PX, w)))
+        if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > decomposer.max_pixels:
+            continue  # too large for one pass (``Decomposer.predict``): not worth its fill either
         fill = background(image[box], mask[box], FitOptions().background_radius)
         estimate = decomposer.predict(image[box], mask[box], fill)
         if estimate is None:
