@@ -67,6 +67,12 @@ than 0.5 dB worse than they came: 8 without the decomposer; 21 moving all the wa
 checks; 12 at 0.7; 14 with ``CLOSER`` alone; 8 with both (mean 38.17 → 38.40 dB; all the way, 38.40)."""
 
 
+def shown_fill(image: np.ndarray, hint: np.ndarray) -> np.ndarray:
+    """The fill of ``hint`` from its surroundings (float RGB, 0..1) that the network is shown, in
+    training (``training.data.decomposition_inputs``) as at work: the fits' own ``background``."""
+    return background(image, hint, FitOptions().background_radius)
+
+
 class Decomposer:
     """Inference wrapper: an RGB uint8 crop and its mask in, per-pixel α and W out."""
 
@@ -79,17 +85,11 @@ class Decomposer:
     def from_pretrained(cls, directory: str | Path, **kwargs: object) -> Decomposer:
         return cls(MarkDecomposer.from_pretrained(directory), **kwargs)  # type: ignore[arg-type]
 
-    def predict(
-        self, image: np.ndarray, hint: np.ndarray, fill: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """α (HxW float32, 0 outside ``hint``) and W (HxWx3 float32) of a crop; None when it has more
-        than ``max_pixels`` (memory: the network holds full-resolution feature maps). ``fill``: the
-        crop's ``fit.background`` under ``hint`` when the caller already has it."""
+    def predict(self, image: np.ndarray, hint: np.ndarray, fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """α (HxW float32, 0 outside ``hint``) and W (HxWx3 float32) of a crop; ``fill`` is
+        ``shown_fill(image, hint)``. The caller keeps crops within ``max_pixels`` (memory: the network
+        holds full-resolution feature maps)."""
         h, w = hint.shape
-        if h * w > self.max_pixels:
-            return None
-        if fill is None:
-            fill = background(image, hint, FitOptions().background_radius)
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).permute(2, 0, 1)[None].float()
@@ -140,12 +140,9 @@ def invert_left(
         y0, x0 = max(y - CONTEXT_PX, 0), max(x - CONTEXT_PX, 0)
         box = (slice(y0, min(y + bh + CONTEXT_PX, h)), slice(x0, min(x + bw + CONTEXT_PX, w)))
         if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > decomposer.max_pixels:
-            continue  # too large for one pass (``Decomposer.predict``): not worth its fill either
-        fill = background(image[box], mask[box], FitOptions().background_radius)
-        estimate = decomposer.predict(image[box], mask[box], fill)
-        if estimate is None:
-            continue
-        alpha, color = estimate
+            continue  # too large for one pass (``Decomposer.max_pixels``)
+        fill = shown_fill(image[box], mask[box])
+        alpha, color = decomposer.predict(image[box], mask[box], fill)
         for g in np.unique(groups[box][(clusters[box] == c) & left[box]]):
             # Each group is judged on its own box (``GROUP_MARGIN`` around it), not the cluster's: a
             # tiled mask makes one cluster of hundreds of groups.

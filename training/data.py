@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pipeline.decompose import shown_fill
 from pipeline.errors import InvalidParameterError
-from pipeline.inpaint.fit import FitOptions, background
 from training.assets.manifest import photos_in_dirs
 from training.synth import AssetPool, SynthConfig, SynthSample, WatermarkSynth, default_assets_dir
 
@@ -65,7 +65,7 @@ def decomposition_inputs(
         cv2.ellipse(hint, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     elif grow:
         hint = cv2.dilate(hint, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    fill = background(sample.image, hint.astype(bool), FitOptions().background_radius)
+    fill = shown_fill(sample.image, hint.astype(bool))
     return {
         "hint": torch.from_numpy(hint).float().unsqueeze(0),
         "background": torch.from_numpy(np.ascontiguousarray(fill.transpose(2, 0, 1))),
