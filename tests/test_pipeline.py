@@ -190,7 +190,7 @@ def test_remover_leaves_a_photo_untouched_when_no_mark_is_found(
 def test_bench_times_the_flow_and_the_restoration_on_the_marks_own_mask(tiny_segmenter_dir: Path) -> None:
     """``markless bench`` reports per-stage medians and, on the mark's own mask, the restoration's cost
     per masked megapixel, which does not depend on what the segmenter finds."""
-    from pipeline.bench import bench_mark, run_bench
+    from pipeline.bench import bench_mark, bench_tiled, run_bench
     from pipeline.factory import build_remover
 
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv", extra_inpainters=("opencv",))
@@ -200,3 +200,6 @@ def test_bench_times_the_flow_and_the_restoration_on_the_marks_own_mask(tiny_seg
     mark = bench_mark(96)[1]
     assert row["given_mask"]["mask_coverage"] == round(float(mark.mean()), 4) > 0
     assert row["given_mask"]["inpaint_ms_per_masked_mp"] > 0
+    tiled = bench_tiled(96)[1]  # a tiled stamp on its own mask: the repeat estimate is timed too
+    assert row["given_tiled_mask"]["mask_coverage"] == round(float(tiled.mean()), 4) > 0
+    assert row["given_tiled_mask"]["inpaint_ms_per_masked_mp"] > 0

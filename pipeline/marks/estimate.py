@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import bmat, coo_matrix, csr_matrix, diags
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import splu
 
 EPS_DATA = 0.01  # Charbonnier scale of a photo's gradient (in [0, 1] intensity units)
 EPS_PRIOR = 0.01  # Charbonnier scale of a jump of u or v
@@ -215,7 +215,12 @@ def solve_blend(
             blocks[c + 1][c + 1] = dt @ diags(s0[:, c] + tv_v[:, c]) @ diff
             rhs.append(-(dt @ t0[:, c]))
         system = bmat(blocks, format="csc") + diags(np.full(4 * count, 1e-8))
-        x = spsolve(system, np.concatenate(rhs), permc_spec=PERMC)
+        # Symmetric positive definite (per edge a 2x2 Gram block per channel plus the jump prior),
+        # so the factorisation keeps the fill-reducing order and never pivots: with pivoting the
+        # sharpening weights (ratios of 1e4 and more by the last iterations) made SuperLU reorder
+        # for stability, and one solve of 30 000 unknowns went from 0.2 s to 24 s.
+        factor = splu(system, permc_spec=PERMC, diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        x = factor.solve(np.concatenate(rhs))
         step = float(np.abs(x[:count] - x_a).max(initial=0.0))
         x_a = x[:count]
         x_v = x[count:].reshape(3, count).T
