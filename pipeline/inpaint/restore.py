@@ -718,6 +718,11 @@ def worth_filling(
         if gain > best_gain and _heads_agree(heads, departure, box, group, error, margin):
             best, best_gain = group, gain
         kept_part = group
+        # The blend (below) reads the mark's error against the least fill error measured for the
+        # group or its cuts: the inner part a rough mask's clean rim surrounds fills best. Against
+        # the group's own error the six sets' twelve rows lost 0.04 dB and two photos more were made
+        # worse; against the largest, 0.06 dB.
+        least = error
         for r in cuts:
             part = group & (depth[box] > r)
             if part.sum() < 4:
@@ -728,13 +733,15 @@ def worth_filling(
             kept_part = part
             if float(excess[part].sum()) <= best_gain:
                 continue  # cannot win even with a perfect fill: spare its probes
-            error = fill_error(image, blocked, part.astype(np.uint8), (y, x), radius)
-            error = 0.0 if error is None else error  # unmeasurable: filled, as a whole group would be
-            gain = float(excess[part].sum()) - scale * float(part.sum()) * error
+            measured = fill_error(image, blocked, part.astype(np.uint8), (y, x), radius)
+            least = least if measured is None else min(least, measured)
+            # Unmeasurable: filled, as a whole group would be.
+            cut_error = 0.0 if measured is None else measured
+            gain = float(excess[part].sum()) - scale * float(part.sum()) * cut_error
             if (
                 gain > best_gain
-                and _own_departure(image, part, (y, x), radius) > margin * error
-                and _heads_agree(heads, departure, box, part, error, margin)
+                and _own_departure(image, part, (y, x), radius) > margin * cut_error
+                and _heads_agree(heads, departure, box, part, cut_error, margin)
             ):
                 best, best_gain = part, gain
         if best is not None:
@@ -742,7 +749,7 @@ def worth_filling(
             clean[box] |= group & ~best
         elif blend and heads is not None:
             spread = max(float(departure[group].mean()), 1e-12)  # d² = e_mark² + e_fill²
-            mark = min(spread - scale * error, float(heads[box][group].mean()))
+            mark = min(spread - scale * least, float(heads[box][group].mean()))
             if mark > 0:
                 partial[box][group] = mark / spread
     return FillDecision(fill, clean, partial)
