@@ -26,11 +26,16 @@ from pipeline import io
 from pipeline.remover import Remover
 
 
-def bench_mark(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A size×size real photo with a white, half-transparent text watermark, and the mark's mask."""
+def _photo(size: int) -> np.ndarray:
+    """A real photo (scikit-image's astronaut), size×size."""
     from skimage import data
 
-    photo = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def bench_mark(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A size×size real photo with a white, half-transparent text watermark, and the mark's mask."""
+    photo = _photo(size)
     layer = np.zeros_like(photo)
     scale = size / 512
     for i, text in enumerate(["(c) markless", "PREVIEW"]):
@@ -46,9 +51,7 @@ def bench_mark(size: int) -> tuple[np.ndarray, np.ndarray]:
 def bench_tiled(size: int) -> tuple[np.ndarray, np.ndarray]:
     """``bench_mark``'s photo under a tiled stamp instead (a small word on a lattice, α 0.35), and its
     mask: the repeat estimate's sparse solve (``pipeline.marks.estimate``) is timed too."""
-    from skimage import data
-
-    photo = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_CUBIC)
+    photo = _photo(size)
     layer = np.zeros(photo.shape[:2], np.uint8)
     step, scale = max(size // 5, 48), size / 512
     for row, y in enumerate(range(step // 2, size, step)):
