@@ -83,6 +83,9 @@ def run_bench(remover: Remover, sizes: list[int], runs: int, modes: list[str]) -
         marked, mark = bench_mark(size)
         data = _jpeg(marked)
         rgb = io.decode(data).rgb  # the given-mask runs time the restoration only
+        given_mp = float(mark.mean()) * size * size / 1e6
+        tiled, tiled_mark = bench_tiled(size)
+        tiled_mp = float(tiled_mark.mean()) * size * size / 1e6
         for mode in modes:
             samples: dict[str, list[float]] = {}
             coverage = 0.0
@@ -108,14 +111,11 @@ def run_bench(remover: Remover, sizes: list[int], runs: int, modes: list[str]) -
             given = [
                 remover.remove(rgb, mark, inpainter=mode, seed=0).timings["inpaint"] for _ in range(runs + 1)
             ][1:]
-            given_mp = float(mark.mean()) * size * size / 1e6
             # A tiled stamp on its own mask: the copies' joint estimate is a stage of its own.
-            tiled, tiled_mark = bench_tiled(size)
             tiled_runs = [
                 remover.remove(tiled, tiled_mark, inpainter=mode, seed=0).timings["inpaint"]
                 for _ in range(runs + 1)
             ][1:]
-            tiled_mp = float(tiled_mark.mean()) * size * size / 1e6
             results.append(
                 {
                     "width": size,
