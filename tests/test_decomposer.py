@@ -15,7 +15,7 @@ from app.settings import Settings
 from models import DecomposerConfig, MarkDecomposer, WatermarkSegmenter, init_from_segmenter
 from models.errors import ModelNotAvailableError
 from pipeline.config import SHIPPED_DECOMPOSER
-from pipeline.decompose import TRUST, Decomposer, invert_left, read_opaque
+from pipeline.decompose import STRONG_READING, TRUST, Decomposer, invert_left, read_opaque
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
 from pipeline.inpaint.fit import FitOptions, background
@@ -176,12 +176,14 @@ def test_a_clean_photo_under_a_mask_comes_back_as_it_came_with_a_decomposer() ->
 
 
 def test_its_near_opaque_reading_marks_pixels_for_a_fill_at_the_break_even() -> None:
-    # ``read_opaque``: the pixels it reads at the ceiling or above, within those asked about.
+    # ``read_opaque``: the pixels it reads at ``STRONG_READING`` or above, within those asked about.
     photo, mask, marked = _textured_disc(0.3)
     where = mask.copy()
     where[:, :80] = False
-    assert np.array_equal(read_opaque(_constant(0.9, (1, 1, 1)), marked, mask, where, 0.75), where)
-    assert not read_opaque(_constant(0.5, (1, 1, 1)), marked, mask, where, 0.75).any()
+    assert np.array_equal(
+        read_opaque(_constant(STRONG_READING + 0.05, (1, 1, 1)), marked, mask, where), where
+    )
+    assert not read_opaque(_constant(STRONG_READING - 0.05, (1, 1, 1)), marked, mask, where).any()
     # A fill at the break-even still has to pay: a clean photo read opaque comes back as it came.
     restore = RestoreInpainter(decomposer=_constant(0.9, (1, 1, 1)))
     assert np.array_equal(restore.inpaint(InpaintRequest(image=photo, mask=mask)), photo)

@@ -33,7 +33,8 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
   a fill also needs their reading of the mark to be worth it, unless the hole departs from its fill
   by twice the margin or a fit found its mark opaque (``HEADS_VETO``);
 - a hole that a rough mask made wider than its mark may be cut to its inner part: the clean rim
-  stays as it was and is the fill's context;
+  stays as it was and is the fill's context; and a hole that joins a near-opaque part (a tile, by
+  a fit's reading or the decomposer's) to fainter marks may have that part filled on its own;
 - with a ``decomposer`` (``pipeline.decompose``), what is still left as it came is read once more,
   per pixel, by that network, and inverted where the photo holds its reading.
 
@@ -322,10 +323,8 @@ class RestoreInpainter:
         if not hole.any():
             return recovered
         checkpoint()
-        if self.decomposer is not None:  # near-opaque where the network reads it so (``read_opaque``)
-            opaque = opaque | read_opaque(
-                self.decomposer, request.image, request.mask, hole, self.alpha_ceiling
-            )
+        if self.decomposer is not None:  # a strong mark where the network reads one (``read_opaque``)
+            opaque = opaque | read_opaque(self.decomposer, request.image, request.mask, hole)
         # The decision compares like with like: the probes that measure a fill's error use Telea, so
         # the input's departure from a fill is read against a Telea fill too. A texture-making fill
         # (FSR, diffusion) departs from any input by its invented texture as well, which would pass
@@ -664,8 +663,10 @@ def worth_filling(
     the structure function: a layer that holds mark is not left, and a fill would continue it
     inwards), and only when the cut part departs by the margin from a fill of its own rim.
 
-    ``opaque``: hole pixels whose fit found the mark opaque; a group that is mostly such pixels is
-    filled at the break-even (``OPAQUE_MARGIN``), not the margin.
+    ``opaque``: hole pixels whose fit found the mark opaque, or that the decomposer reads as a strong
+    mark (``pipeline.decompose.read_opaque``); a group that is mostly such pixels is judged at the
+    break-even (``OPAQUE_MARGIN``), not the margin, and a group that only holds some has that part
+    judged so on its own (``_opaque_core``) when nothing else in it is worth a fill.
 
     ``mark_error``: the segmenter's own reading of the mark's squared error per pixel (from its
     decomposition heads), when there is one. The departure cannot tell a mark from the fill's own
