@@ -754,8 +754,8 @@ def worth_filling(
             measured = fill_error(image, blocked, core.astype(np.uint8), (y, x), radius)
             core_error = 0.0 if measured is None else measured
             # Judged as a group of its own that is mostly opaque: at the break-even against the fill
-            # error measured for it (the group's own estimate is diluted by the rest: +0.01 dB on the
-            # twelve rows, no photo more made worse).
+            # error measured for it (against the group's expected error map instead, the six sets'
+            # twelve rows read 0.01 dB less; no photo more made worse either way).
             gain = float(departure[core].sum()) - OPAQUE_MARGIN * float(core.sum()) * core_error
             if gain > best_gain and _own_departure(image, core, (y, x), radius) > OPAQUE_MARGIN * core_error:
                 fill[box] |= core  # the rest of the group is still mark: no context for the fill
