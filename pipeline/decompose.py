@@ -177,15 +177,13 @@ def invert_left(
     return inverted
 
 
-def read_opaque(
-    decomposer: Decomposer, image: np.ndarray, mask: np.ndarray, where: np.ndarray, at: float = STRONG_READING
-) -> np.ndarray:
-    """The pixels of ``where`` (mask pixels) the network reads at opacity ``at`` or above: a strong
+def read_opaque(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """The pixels of ``where`` (mask pixels) the network reads at ``STRONG_READING`` or above: a strong
     mark, whose pixels hold little of the photo (``pipeline.inpaint.restore.worth_filling`` judges a
     fill of them at the break-even, as a fit's opaque mark)."""
     opaque = np.zeros(mask.shape, bool)
     for box, cluster, _, alpha, _ in _readings(decomposer, image, mask, where):
-        opaque[box] |= cluster & where[box] & (alpha >= at)
+        opaque[box] |= cluster & where[box] & (alpha >= STRONG_READING)
     return opaque
 
 
