@@ -11,7 +11,7 @@ from pipeline.cancel import CancelToken, reset_token, use_token
 from pipeline.errors import JobCancelledError
 from pipeline.inpaint.base import InpaintRequest, build_inpainter, uses_decomposition
 from pipeline.inpaint.colours import _mark_labels, colour_field, kmeans, smoother
-from pipeline.inpaint.fit import FitOptions, _candidates, _cores, background, fit_marks
+from pipeline.inpaint.fit import FitOptions, _candidates, _cores, background, fit_marks, unblend
 from pipeline.inpaint.restore import RestoreInpainter, fill_error, worth_filling
 from tests.test_unblend import RecordingFill
 from training.evaluate import psnr
@@ -639,14 +639,16 @@ def test_colours_are_taken_where_they_leave_the_photo_smoother_than_one() -> Non
     solid = tile > 0
     j, b = marked.astype(np.float32) / 255.0, background(marked, solid, 5)
     field = colour_field(j, b, 0.35, solid, 0.08, 0.1)
-    assert field is not None and smoother(j, 0.35, green.astype(np.float32), field, solid)
+    assert field is not None and smoother(unblend(j, 0.35, green), unblend(j, 0.35, field), field, solid)
     photo[:, :120] = (120, 110, 100)  # the bar's surroundings as the region test draws them
     bar = np.zeros_like(tile)
     cv2.rectangle(bar, (120, 80), (230, 110), 1, -1)
     marked, solid = _blend(photo, 0.35 * bar[..., None], (1.0, 1.0, 1.0)), bar > 0
     j, b = marked.astype(np.float32) / 255.0, background(marked, solid, 5)
     field = colour_field(j, b, 0.35, solid, 0.08, 0.1)
-    assert field is not None and not smoother(j, 0.35, np.ones(3, np.float32), field, solid)
+    assert field is not None and not smoother(
+        unblend(j, 0.35, np.ones(3)), unblend(j, 0.35, field), field, solid
+    )
 
 
 def test_colour_clusters_are_the_same_whatever_ran_before_and_sampled_on_large_shapes() -> None:

@@ -243,15 +243,14 @@ def _mark_labels(
     return out
 
 
-def smoother(j: np.ndarray, alpha0: float, colour: np.ndarray, field: np.ndarray, solid: np.ndarray) -> bool:
-    """Whether inverting with ``field`` (a colour per pixel) leaves the photo no rougher across the
-    field's colour borders inside ``solid`` than one ``colour`` does.
+def smoother(one: np.ndarray, several: np.ndarray, field: np.ndarray, solid: np.ndarray) -> bool:
+    """Whether ``several``, the photo recovered with ``field`` (a colour per pixel), is no rougher
+    across the field's colour borders inside ``solid`` than ``one``, recovered with one colour.
 
     Where the mark changes colour (a glyph's edge), one colour's inversion leaves a step the field
     does not; where the field split the photo's own texture into colours, the photo is smooth
     across the split under one colour and the field puts a step there (a white bar over a
     sinusoidal texture read in two colours: 7.7× the step)."""
-    one, several = unblend(j, alpha0, colour), unblend(j, alpha0, field)
     step_one = step_several = 0.0
     for dy, dx in ((0, 1), (1, 0)):
         here, there = _shifted(*solid.shape, dy, dx)

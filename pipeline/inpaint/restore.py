@@ -276,7 +276,8 @@ class RestoreInpainter:
             tol = self.options.gamut_tolerance
             color: np.ndarray = fit.color
             most = self.options.max_out_of_gamut
-            outside = out_of_gamut(invert(crop, fit.alpha0, color), tol) & solid
+            single = invert(crop, fit.alpha0, color)
+            outside = out_of_gamut(single, tol) & solid
             # The outline's colour may be one of the mark's several. Where the others leave the
             # gamut, a colour per pixel from a few clusters, when they explain the shape; where they
             # stay in it (a white glyph on a green tile, inverted with the green, turns purple), the
@@ -288,8 +289,9 @@ class RestoreInpainter:
             field = colour_field(j, b, fit.alpha0, solid, tol, most)
             if beyond and field is None:
                 return _Applied(out, None, judged, "inversion out of gamut")
-            if field is not None and (beyond or smoother(j, fit.alpha0, color, field, solid)):
-                color, outside = field, out_of_gamut(invert(crop, fit.alpha0, field), tol) & solid
+            several = None if field is None else invert(crop, fit.alpha0, field)
+            if several is not None and (beyond or smoother(single, several, field, solid)):
+                color, outside = field, out_of_gamut(several, tol) & solid
                 judged |= solid | fading
                 notes.append(f"{len(np.unique(field[solid], axis=0))} colours")
             # The shape and the rim it fades out in, each pixel with its own opacity; what leaves the
