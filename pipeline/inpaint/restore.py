@@ -286,14 +286,14 @@ class RestoreInpainter:
             # guess more than a fit, so what it inverts is judged against a fill (kept unless a fill
             # pays).
             beyond = outside.sum() > most * max(int(solid.sum()), 1)
-            field = colour_field(j, b, fit.alpha0, solid, tol, most)
-            if beyond and field is None:
-                return _Applied(out, None, judged, "inversion out of gamut")
-            several = None if field is None else invert(crop, fit.alpha0, field)
             # A dark layer is most often the soft shadow under a lighter mark, which has an opacity of
             # its own: read as a second colour at the shadow's, it stays half there (restoration set,
             # −8.5 dB on two photos); peeled (``_peel``), it is fitted on its own.
             shadow = self._peel([fit])
+            field = colour_field(j, b, fit.alpha0, solid, tol, most) if beyond or not shadow else None
+            if beyond and field is None:
+                return _Applied(out, None, judged, "inversion out of gamut")
+            several = None if field is None else invert(crop, fit.alpha0, field)
             if several is not None and (beyond or (not shadow and smoother(single, several, field, solid))):
                 color, outside = field, out_of_gamut(several, tol) & solid
                 judged |= solid | fading
