@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.inpaint.fit import boundary_pairs, out_of_gamut, unblend
+from pipeline.inpaint.fit import background, boundary_pairs, out_of_gamut, unblend
 
 MAX_COLOURS = 4
 """Mark colours tried at most: platform badges draw two or three (tile, glyph, text)."""
@@ -193,9 +193,8 @@ def _refine(
         for turn in (False, True):
             cost = unary.copy()
             for has, there in neighbours:
-                theirs = inverted[
-                    current[there], there
-                ]  # the neighbour's recovered value under its own label
+                # the neighbour's recovered value under its own label
+                theirs = inverted[current[there], there]
                 cost[:, has] += ((inverted[:, has] - theirs[None]) ** 2).sum(-1)
             current = np.where(parity == turn, cost.argmin(0), current)
     out = np.full(solid.shape, -1, np.int32)
@@ -311,7 +310,7 @@ def mix_borders(
     own, other = keys[labels[ys, xs]], keys[distance[:, ys, xs].argmin(0)]
     a = np.clip(alpha[ys, xs], 0.0, 0.95)[:, None]
     pixels = np.clip(recovered * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    fill = cv2.inpaint(pixels, border.astype(np.uint8), 2.0, cv2.INPAINT_TELEA)[ys, xs] / np.float32(255.0)
+    fill = background(pixels, border, 2)[ys, xs]
     start = (j[ys, xs] - a * other) / (1.0 - a)  # m = 0: inverted with the other colour
     step = a * (own - other) / (1.0 - a)  # the inversion is start − m·step
     m = np.clip(((start - fill) * step).sum(1) / np.maximum((step * step).sum(1), 1e-6), 0.0, 1.0)

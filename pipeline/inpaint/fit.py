@@ -319,9 +319,12 @@ def _fit_layer(
     before = float(np.abs(y - x).sum(1).mean())
     floor = min(texture, 0.9 * before)  # the part of the step no fit can explain
 
-    def share(c: float, d: np.ndarray) -> float:
-        """The share of the outline's step above ``floor`` that ``y ≈ c·x + d`` explains."""
-        after = float(np.abs(y - (c * x + d)).sum(1).mean())
+    def left(c: float, d: np.ndarray) -> float:
+        """The step across the outline that ``y ≈ c·x + d`` leaves."""
+        return float(np.abs(y - (c * x + d)).sum(1).mean())
+
+    def share(after: float) -> float:
+        """The share of the outline's step above ``floor`` explained when ``after`` is left."""
         return 1.0 - max(after - floor, 0.0) / max(before - floor, 1e-6)
 
     c, d, spread, mx = affine_fit(x, y)
@@ -336,7 +339,7 @@ def _fit_layer(
         # Taken where the outline still bears it out; else the colour is clipped, as it was: a
         # shadow's fit raised to explain 0.60 of its step failed, and the tile above it was left.
         raised, shifted = gain_in_gamut(c, d, mx, opt.colour_tolerance)
-        if share(raised, shifted) >= opt.min_explained:
+        if share(left(raised, shifted)) >= opt.min_explained:
             c, d = raised, shifted
     alpha0 = 1.0 - 1.0 / c
     if abs(alpha0) < opt.min_alpha and float(np.abs(d).max()) < opt.min_change:
@@ -344,8 +347,8 @@ def _fit_layer(
     if not opt.min_alpha < alpha0 <= 1.0:
         return MarkFit(False, f"opacity {alpha0:.2f} out of range")
     color = np.clip(-d / (c - 1.0), 0.0, 1.0).astype(np.float32)
-    after = float(np.abs(y - (c * x + d)).sum(1).mean())
-    explained = share(c, d)
+    after = left(c, d)
+    explained = share(after)
     solid = _carries_mark(j, b, c, d, color, alpha0, opt) & mask
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
     # Inside a wide shape, texture makes that per-pixel test a coin toss (B is only a smooth, often

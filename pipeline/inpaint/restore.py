@@ -234,9 +234,16 @@ class RestoreInpainter:
         set a fitted shadow left an opaque tile and its text as they came (20.4 dB; peeled, 40.4).
         After a light layer the rest is the fit's own residue: fitting it again filled well-recovered
         marks from that residue (−10 dB on one photo of the fourth set)."""
-        return any(
-            f.ok and f.color is not None and f.alpha0 < self.alpha_ceiling and _luma(f.color) < DARK_LUMA
-            for f in fits
+        return any(self._shadow(f) for f in fits)
+
+    def _shadow(self, fit: MarkFit) -> bool:
+        """Whether ``fit`` holds a translucent dark layer: most often the soft shadow under a lighter
+        mark, which has an opacity of its own."""
+        return (
+            fit.ok
+            and fit.color is not None
+            and fit.alpha0 < self.alpha_ceiling
+            and _luma(fit.color) < DARK_LUMA
         )
 
     def _apply(
@@ -286,10 +293,9 @@ class RestoreInpainter:
             # guess more than a fit, so what it inverts is judged against a fill (kept unless a fill
             # pays).
             beyond = outside.sum() > most * max(int(solid.sum()), 1)
-            # A dark layer is most often the soft shadow under a lighter mark, which has an opacity of
-            # its own: read as a second colour at the shadow's, it stays half there (restoration set,
-            # −8.5 dB on two photos); peeled (``_peel``), it is fitted on its own.
-            shadow = self._peel([fit])
+            # The mark over a shadow, read as a second colour at the shadow's opacity, stays half there
+            # (restoration set, −8.5 dB on two photos); peeled (``_peel``), it is fitted on its own.
+            shadow = self._shadow(fit)
             field = colour_field(j, b, fit.alpha0, solid, tol, most) if beyond or not shadow else None
             if beyond and field is None:
                 return _Applied(out, None, judged, "inversion out of gamut")
