@@ -412,6 +412,22 @@ def test_a_copy_on_smoother_photo_is_scaled_to_the_holes_own_surroundings() -> N
     assert error is not None and 0.5 * true < error < 2.0 * true
 
 
+def test_copies_on_busier_photo_than_the_holes_surroundings_do_not_decide_its_fill_error() -> None:
+    """A hole on flat grey, five of its eight copies on busy texture beside the flat part: the copies
+    whose surroundings are most like the hole's are the estimate, not the median of all (an opaque
+    logo on a grey wall, its copies on the photo beside the wall, was left as it came)."""
+    rng = np.random.default_rng(11)
+    image = np.full((200, 200, 3), 128, np.uint8)
+    image[126:] = rng.integers(0, 256, (74, 200, 3))
+    image[:, 126:] = rng.integers(0, 256, (200, 74, 3))
+    blocked = np.zeros((200, 200), bool)
+    blocked[61:99, 61:99] = True  # the hole and the band a fill reads around it
+    hole = np.ones((30, 30), np.uint8)
+    error = fill_error(image, blocked, hole, (65, 65))
+    noise_var = float(image[130:, 130:].astype(np.float32).var(axis=(0, 1)).sum()) / 255.0**2
+    assert error is not None and error < 1e-3 * noise_var
+
+
 def test_a_wide_hole_in_busier_photo_than_its_clean_surroundings_reads_higher() -> None:
     """No room for copies and the clean photo the structure function reads starts a band away from
     the hole; when the ring right around the hole is busier than that photo (noise 5× as strong),

@@ -35,6 +35,15 @@ EPS_DATA = 0.01  # Charbonnier scale of a photo's gradient (in [0, 1] intensity 
 EPS_PRIOR = 0.01  # Charbonnier scale of a jump of u or v
 PERMC = "MMD_AT_PLUS_A"
 SMOOTHNESS = 0.1  # weight of the jump prior per √(photos): keeps α, W piecewise smooth
+RELAX_JUMP = 0.05
+"""A jump of u = 1/(1 − α) between neighbours this large (α about 0.05 from 0) is the mark's own edge
+once the solve has converged; see ``RELAX``."""
+RELAX_ITERATIONS = 4  # the relaxed solve's own budget, after the first converges
+RELAX = 0.05
+"""The jump prior's weight kept on the mark's own edges in the final iterations. An L1 prior shrinks
+every jump it is paid on, as the lasso does its coefficients: a tiled mark at α 0.21 read 0.15 from 44
+copies. Its edges, once found, are set free (the relaxed lasso), and the prior keeps smoothing the
+rest: 0.19 then (that photo 36.9 → 45.4 dB; platform set +0.14 dB with exact masks)."""
 
 
 def gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +150,15 @@ def solve_blend(
     tolerance: float = 2e-3,
     smoothness: float | None = None,
     weights: np.ndarray | None = None,
+    relax: bool = False,
 ) -> BlendEstimate:
     """Estimate α and α·W inside ``region`` (bool HxW) from ``stack`` (N×H×W×3 float in [0, 1]).
 
     ``region`` must not touch the crop's border: the ring around it is where u = 1, v = 0 anchors
     the solution. ``weights`` (N) lets the caller discount photos (0 = ignore); (N×H×W) discounts them
     per pixel (the copies of a tiled mark the photo's border cuts: ``pipeline.inpaint.repeat``), an
-    edge counting as far as both its pixels do.
+    edge counting as far as both its pixels do. ``relax``: once converged, solve again with the
+    mark's own edges nearly free of the jump prior (``RELAX``), which otherwise under-reads α.
     """
     n, h, w, _ = stack.shape
     if region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any():
@@ -185,7 +196,8 @@ def solve_blend(
         out[ok] = values[idx[ok]]
         return out
 
-    for it in range(iterations):
+    edges = None  # the mark's own edges, once the solve has converged (``RELAX``)
+    for it in range(iterations + (RELAX_ITERATIONS if relax else 0)):
         # Start near least squares and sharpen towards L1: with L1 weights taken at u = 1 the
         # mark's own edges would look like outliers and never be fitted.
         eps = max(EPS_DATA, 0.16 * 0.5**it)
@@ -204,6 +216,9 @@ def solve_blend(
         t1 = (wk * b * jbar).sum(axis=0)
         tv_a = lam / np.sqrt((a_q - a_p) ** 2 + EPS_PRIOR**2)
         tv_v = lam / np.sqrt((v_q - v_p) ** 2 + EPS_PRIOR**2)
+        if edges is not None:  # relaxed: the mark's own edges found, their jumps paid at RELAX
+            tv_a = np.where(edges, RELAX * tv_a, tv_a)
+            tv_v = np.where(edges[:, None], RELAX * tv_v, tv_v)
         dt = diff.T
         blocks: list[list[csr_matrix | None]] = [[None] * 4 for _ in range(4)]
         blocks[0][0] = dt @ diags(s2.sum(axis=1) + tv_a) @ diff
@@ -224,7 +239,10 @@ def solve_blend(
         step = float(np.abs(x[:count] - x_a).max(initial=0.0))
         x_a = x[:count]
         x_v = x[count:].reshape(3, count).T
-        if step < tolerance and eps == EPS_DATA:
+        converged = step < tolerance and eps == EPS_DATA
+        if relax and edges is None and (converged or it == iterations - 1):
+            edges = np.abs(at(x_a, iq) - at(x_a, ip)) > RELAX_JUMP
+        elif converged:
             break
     u = 1.0 + np.maximum(x_a, 0.0)
     alpha = np.zeros(h * w, np.float32)
