@@ -277,7 +277,7 @@ def estimate_repeated(image: np.ndarray, mask: np.ndarray, lattice: Lattice) -> 
     weight = np.stack(weights)
     if float((weight.sum(0)[region] < MIN_COPIES).mean()) > 0.05:
         return None
-    est = solve_blend(np.stack(samples), region, weights=weight, smoothness=SMOOTHNESS, relax=True)
+    est = solve_blend(np.stack(samples), region, weights=weight, smoothness=SMOOTHNESS)
     alpha = np.zeros((h, w), np.float32)
     pre = np.zeros((h, w, 3), np.float32)
     covered = np.zeros((h, w), bool)

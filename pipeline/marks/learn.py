@@ -5,7 +5,8 @@
    the most edge energy wins — only there do the mark's edges line up.
 2. Layout: if that edge map repeats with a period (autocorrelation peaks), the mark is tiled and
    every period cell of every photo becomes one more sample of the cell.
-3. Estimate α and W jointly (``estimate.solve_blend``), score each photo by how much of the mark's
+3. Estimate α and W jointly (``estimate.solve_blend``, its mark's edges set free once found:
+   ``estimate.RELAX``), score each photo by how much of the mark's
    outline the inversion explains, drop photos that do not carry it and estimate again.
 """
 
