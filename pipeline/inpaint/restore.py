@@ -511,7 +511,7 @@ def fill_error(
     y, x = origin
     margin = 2 * radius + 2
     gap = 2 * margin  # a copy's context clears the hole's own (blocked) surroundings
-    errors, squares, calmer = [], [], []
+    probes = []  # per copy: its error, its per-pixel error, whether its photo is calm enough to read
     own_ring = _ring_variance(image, shape, origin)
     for sy, sx in PROBE_DIRECTIONS:
         ty, tx = y + sy * (h + gap), x + sx * (w + gap)
@@ -524,15 +524,15 @@ def fill_error(
         diff = (cv2.inpaint(crop, hole, float(radius), cv2.INPAINT_TELEA).astype(np.float32) - crop) / 255.0
         other = _ring_variance(image, shape, (ty, tx))
         square = _busier(own_ring, other) * (diff**2).sum(-1)
-        errors.append(float(square[hole > 0].mean()))
-        squares.append(square[margin : margin + h, margin : margin + w])
-        calmer.append(_busier(other, own_ring) < BUSIER_COPY)
-    if any(calmer) and not all(calmer):  # copies on far busier photo than the hole's are not read
-        errors = [e for e, c in zip(errors, calmer, strict=True) if c]
-        squares = [q for q, c in zip(squares, calmer, strict=True) if c]
+        calm = _busier(other, own_ring) < BUSIER_COPY
+        probes.append(
+            (float(square[hole > 0].mean()), square[margin : margin + h, margin : margin + w], calm)
+        )
+    if any(p[2] for p in probes):  # copies on far busier photo than the hole's are not read
+        probes = [p for p in probes if p[2]]
     if maps is not None:
-        maps.extend(squares)
-    probed = float(np.median(errors)) if errors else None
+        maps.extend(p[1] for p in probes)
+    probed = float(np.median([p[0] for p in probes])) if probes else None
     structure_map = _structure_map(image, blocked, shape, origin, own_ring)
     structure = None if structure_map is None else float(structure_map[shape > 0].mean())
     if probed is None and structure_map is not None and maps is not None:
