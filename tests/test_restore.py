@@ -764,6 +764,23 @@ def test_a_photo_object_under_the_mark_is_not_taken_for_a_colour_of_it() -> None
     assert _mark_labels(j, 0.45, mask, labels, np.stack([white, white - 0.1]).astype(np.float32)) is None
 
 
+def test_two_shades_of_a_marks_colour_are_merged_and_its_other_colour_is_kept() -> None:
+    # A white plate with blue letters, read in three colours: the plate's inside in a darker shade of
+    # its white (the reading multiplies the photo's variation by (1 − α0)/α0), the letters blue. The
+    # shades are one colour and the letters stay the mark's own (rejected as "two close colours",
+    # such a tile went whole to the fill: a platform photo 29.9 → 32.0 dB read in its colours).
+    white, blue = np.array([0.95, 0.95, 0.95]), np.array([0.1, 0.2, 0.6])
+    letters = _letters((200, 260))
+    marked, mask = _plate(_grainy(), letters)
+    inner = np.zeros_like(mask)
+    inner[80:120, 60:180] = True
+    labels = np.where(mask, np.where(letters, 2, (inner & ~letters).astype(np.int32)), -1)
+    colours = np.stack([white, white - 0.1, blue]).astype(np.float32)
+    kept = _mark_labels(marked.astype(np.float32) / 255.0, 0.45, mask, labels, colours)
+    assert kept is not None
+    assert np.all(kept[mask & ~letters] == 0) and np.all(kept[mask & letters] == 2)
+
+
 def test_a_glyph_of_another_colour_inside_a_tile_is_not_made_worse() -> None:
     # An app-icon tile as platform marks draw it: one opacity, a green tile and a white glyph on it.
     # Inverted with the tile's green, the glyph turns purple and stays in gamut (18.3 → 16.8 dB on
