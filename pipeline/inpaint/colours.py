@@ -84,10 +84,10 @@ def _field(
     smooth = cv2.medianBlur(quantised, MEDIAN_PX).astype(np.float32) / 255.0 * 2.0 - 0.5
     luma = smooth.mean(-1, keepdims=True)
     features = np.concatenate([smooth - luma, LUMA_WEIGHT * luma], -1)
-    # A k whose colours are one colour read in shades is no answer, but more clusters may still part
-    # a small colour from the rest (a glyph that is 10 % of its tile): the next k is tried. A k whose
-    # clusters are too small or too close ends the search: more clusters are smaller and closer (and
-    # each k costs a clustering and a refinement: 0.75 s on the bench's 1024² mark).
+    # A k whose reading leaves one colour (its clusters shades of one, or the photo's) is no answer,
+    # but more clusters may still part a small colour from the rest (a glyph that is 10 % of its
+    # tile): the next k is tried. A k whose clusters are too small or too close ends the search: more
+    # clusters are smaller and closer (trying them cost 0.75 s more on the bench's 1024² mark).
     for k in range(2, MAX_COLOURS + 1):
         clusters = _clusters(own, features, solid, k)
         if clusters is None:
