@@ -255,11 +255,11 @@ def _merge_close(labels: np.ndarray, colours: np.ndarray, solid: np.ndarray) -> 
     for i in np.argsort(-count, kind="stable"):
         if count[i] == 0:
             continue
-        near = [c for c in kept if np.linalg.norm(colours[i] - colours[c]) < MIN_COLOUR_GAP]
-        if near:
-            out[labels == i] = near[0]
-        else:
+        near = next((c for c in kept if np.linalg.norm(colours[i] - colours[c]) < MIN_COLOUR_GAP), None)
+        if near is None:
             kept.append(int(i))
+        else:
+            out[labels == i] = near
     return out
 
 
