@@ -42,12 +42,12 @@ def _tiled(sprite: np.ndarray, shape: tuple[int, int], angle: float, gap: int = 
     return cv2.warpAffine(cell, m, shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
 
-def _marked(opacity: float, angle: float = 27.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _marked(opacity: float, angle: float = 27.0, gap: int = 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo, the photo under a tiled two-colour mark (a white ring over an orange bar, one
     opacity: what no single-colour fit of a region explains), and the mark's exact mask."""
     photo = _photo()
-    ring = opacity * _tiled(_sprite("ring"), photo.shape[:2], angle)[..., None]
-    bar = opacity * _tiled(_sprite("bar"), photo.shape[:2], angle)[..., None]
+    ring = opacity * _tiled(_sprite("ring"), photo.shape[:2], angle, gap)[..., None]
+    bar = opacity * _tiled(_sprite("bar"), photo.shape[:2], angle, gap)[..., None]
     alpha = np.clip(ring + bar, 0.0, 1.0)
     premultiplied = ring * np.array([0.95, 0.95, 0.95]) + bar * np.array([0.95, 0.45, 0.1])
     marked = np.round(((1 - alpha) * photo / 255.0 + premultiplied) * 255).astype(np.uint8)
@@ -90,6 +90,18 @@ def test_a_tiled_translucent_mark_is_learned_from_its_copies_and_inverted() -> N
     restored = RestoreInpainter().inpaint(InpaintRequest(image=marked, mask=mask))
     fitted = RestoreInpainter(repeats=False).inpaint(InpaintRequest(image=marked, mask=mask))
     assert psnr(restored, photo) > psnr(fitted, photo) + 5.0
+
+
+def test_a_sparse_tiling_with_four_to_five_copies_over_each_pixel_is_learned_too() -> None:
+    # A period of 120 px over a 256×320 photo: a small photo under a platform's tiling, whose copies
+    # the stack needs at least ``MIN_COPIES`` of; six left this one to the region fits.
+    photo, marked, mask = _marked(0.35, gap=80)
+    repeated = remove_repeated(marked, mask)
+    assert repeated is not None
+    assert repeated.done.sum() > 0.8 * mask.sum()
+    assert psnr(repeated.image, photo, repeated.done) > psnr(marked, photo, repeated.done) + 15.0
+    clean = remove_repeated(photo, mask)  # the same mask over the clean photo
+    assert clean is None or psnr(clean.image, photo) > 45.0
 
 
 def test_near_opaque_copies_are_left_to_the_region_fits() -> None:
