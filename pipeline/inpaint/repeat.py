@@ -39,12 +39,12 @@ they add time, not accuracy."""
 MIN_COPIES = 4
 """Copies each pixel of the mark needs in the stack (all but 5 % of them). With fewer, the estimate
 takes in part of the photo under them and then explains it (at 3, with no share of the mark's pixels
-exempt, a clean photo under a tiled mask with 4–5 copies a pixel came back at 37 dB). 4 is enough: a
-platform's tiling over a small photo (512 px, a period near 190 px) gives 4–5 copies a pixel, and at
-6 such marks were left to the region fits (strong platform set, two photos
-+5.8 and +8.5 dB, no other photo of the six sets changed; 40 clean photos under tiled masks of period
-170 and 220 px: the same 10 changed, lowest 48.1 dB, as at 6). At 3 nothing more was learned: the
-other such marks fail the holding check."""
+exempt, a clean photo under a tiled mask with 4–5 copies a pixel came back at 37 dB). A platform's
+tiling over a small photo (512 px, a period near 190 px) gives 4–5 copies a pixel: at 6 one such
+mark was left to the region fits (strong platform set, 33.1 → 38.9 dB exact, 29.3 → 37.7 grown at
+4; no other photo of the six sets changed). Clean photos under tiled word masks (40 photos, periods
+130, 170 and 220 px) change as at 6: 16, 10 and 10 of them, lowest 42.4, 48.1 and 48.2 dB. At 3
+nothing more was learned: the other such marks fail the holding check (``MIN_HOLDING``)."""
 MAX_OPACITY = 0.6
 """A copy whose 0.9 quantile of estimated opacity reaches this is left to the region fits: the stack's
 sparse-gradient prior under-reads near-opaque marks (a white text at 0.81 read 0.5–0.75 copy by copy),
