@@ -13,8 +13,9 @@ and out, anti-aliased in a thin edge). So per region we estimate:
    of the two sides' spreads and W follows from their means (``affine_fit``): the opacity and
    colour under which the recovered photo continues smoothly across the mark's boundary. A gain
    whose colour is no colour read low, and is raised to the least that makes it one
-   (``gain_in_gamut``). On a flat outline the gain is not observable; only a near-opaque guess from
-   the direction the pixels move is trusted (``_shift_opacity``, with a weak prior on W: the most
+   (``gain_in_gamut``). On a flat outline, or one whose inner band reads as busy as its outer band or
+   busier, the gain is not observable; only a near-opaque guess from the direction the pixels move
+   is trusted (``_shift_opacity``, with a weak prior on W: the most
    saturated colour in that direction);
 4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection
    near the outline and, deeper inside a wide shape (where texture swamps that test), from the
@@ -329,10 +330,14 @@ def _fit_layer(
 
     c, d, spread, mx = affine_fit(x, y)
     if spread < opt.min_spread or c <= 1.0:
-        # A flat photo along the outline: the gain is not observable, only J − B's direction is.
+        # A flat photo along the outline, or a gain of 1 or less: the inner band as busy as the outer
+        # or busier, or the two uncorrelated (the mark's own edges inside it, a shadow darkening the
+        # outer, the photo itself; on the platform set most such outlines are not flat, their spread
+        # 0.08–0.14). The gain is not observable from the spreads, only J − B's direction is.
         alpha0 = _shift_opacity(j, b, cand, opt)
         if alpha0 < opt.flat_min_alpha:  # a translucent guess would be just that: inpaint instead
-            return MarkFit(False, f"opacity not observable on the outline (guess {alpha0:.2f})")
+            why = "flat" if spread < opt.min_spread else f"gain {c:.2f} ≤ 1"
+            return MarkFit(False, f"opacity not observable on the outline ({why}; guess {alpha0:.2f})")
         c = 1.0 / max(1.0 - alpha0, 1e-3)
         d = y.mean(0) - c * x.mean(0)
     elif 1.0 - 1.0 / c >= opt.min_alpha:  # an outline that shows no opacity is not given one
