@@ -44,7 +44,8 @@ def _tiled(sprite: np.ndarray, shape: tuple[int, int], angle: float, gap: int = 
 
 def _marked(opacity: float, angle: float = 27.0, gap: int = 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo, the photo under a tiled two-colour mark (a white ring over an orange bar, one
-    opacity: what no single-colour fit of a region explains), and the mark's exact mask."""
+    opacity: what no single-colour fit of a region explains), and the mark's exact mask. ``gap``:
+    the space between copies (px); the period is the 40-px sprite plus it."""
     photo = _photo()
     ring = opacity * _tiled(_sprite("ring"), photo.shape[:2], angle, gap)[..., None]
     bar = opacity * _tiled(_sprite("bar"), photo.shape[:2], angle, gap)[..., None]

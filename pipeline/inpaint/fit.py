@@ -15,8 +15,8 @@ and out, anti-aliased in a thin edge). So per region we estimate:
    whose colour is no colour read low, and is raised to the least that makes it one
    (``gain_in_gamut``). On a flat outline, or one whose inner band reads as busy as its outer band or
    busier, the gain is not observable; only a near-opaque guess from the direction the pixels move
-   is trusted (``_shift_opacity``, with a weak prior on W: the most
-   saturated colour in that direction);
+   is trusted (``_shift_opacity``, with a weak prior on W: the most saturated colour in that
+   direction);
 4. the mark's solid shape (α ≈ α0) and its anti-aliased edge, from the per-pixel projection
    near the outline and, deeper inside a wide shape (where texture swamps that test), from the
    outline the fit explained.
