@@ -35,7 +35,11 @@ MIN_GAIN, MAX_GAIN = 0.5, 1.5
 (1 when it is right; the bounds of ``pipeline.inpaint.repeat``): inverting an estimate held at ``g``
 leaves ``1 − 1/g`` of the mark. The gain is itself an estimate from one group's edges: at 0.75..1.5
 (at most a third of the mark left, in theory) the platform set lost 0.08 dB, its best group (+3.7 dB)
-read 0.7, and the groups that made photos worse read inside both ranges."""
+read 0.7, and the groups that made photos worse read inside both ranges. Above 1.5 the photo
+holds more of the pattern than the estimate (read weak, or of the photo's own edges): with no
+upper bound the six sets' twelve rows gain 0.08 dB but 6 more photos are made worse (18 → 24; at a
+trust of 0.3 for those groups still 20); the 21 losing groups' gains 1.5–3.0, inside the 109
+winning ones' (1.5–19)."""
 STRONG_READING = 0.6
 """The network's opacity at or above which a pixel is read as a strong mark (``read_opaque``). It
 reads opacity low, but rarely high: on the platform, strong platform and third sets (exact and grown
