@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,33 @@ def test_segment_writes_8bit_masks(folder: Path, tmp_path: Path, tiny_segmenter_
     mask = Image.open(out / "b.png")
     assert mask.mode == "L" and mask.size == (150, 100)
     assert set(np.unique(np.asarray(mask))) <= {0, 255}
+
+
+def test_eval_compares_with_an_earlier_run(
+    tmp_path: Path, tiny_segmenter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.synth import AssetPool, write_dataset
+
+    root = write_dataset(tmp_path / "set", 2, seed=6, size=(96, 96), pool=AssetPool.builtin())
+    common = [
+        "eval",
+        str(root),
+        "--inpainters",
+        "opencv",
+        "--mask-kinds",
+        "exact",
+        "--segmenter",
+        str(tiny_segmenter_dir),
+    ]
+    assert _run([*common, "-o", str(tmp_path / "a.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "per_image" not in printed and len(json.loads((tmp_path / "a.json").read_text())["per_image"]) == 2
+    assert _run([*common, "--compare", str(tmp_path / "a.json")]) == 0
+    same = json.loads(capsys.readouterr().out)["comparison"]["exact"]["opencv"]
+    assert same["images"] == 2 and same["mean_delta"] == 0.0 and same["up"] == same["down"] == 0
+    (tmp_path / "bad.json").write_text("{}")
+    assert _run([*common, "--compare", str(tmp_path / "bad.json")]) == 2
+    assert "not a metrics file" in capsys.readouterr().err
 
 
 def test_missing_weights_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

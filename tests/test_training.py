@@ -13,7 +13,7 @@ import torch
 from models import WatermarkSegmenter
 from pipeline.factory import build_remover
 from training.data import WatermarkDataModule
-from training.evaluate import evaluate, psnr
+from training.evaluate import WORSE_DB, compare, evaluate, psnr
 from training.export import export_module
 from training.metrics import mask_metrics
 from training.module import SegmenterModule, soft_dice_loss
@@ -105,6 +105,38 @@ def test_eval_reports_every_mode(tmp_path: Path, tiny_segmenter_dir: Path) -> No
     assert exact["opencv"]["psnr_mask"] > exact["input"]["psnr_mask"]  # the true mask is restored
     assert 0.0 <= metrics["mask"]["f1"] <= 1.0
     assert (tmp_path / "report" / "worst.png").stat().st_size > 0
+
+
+def test_eval_keeps_each_photo_and_compares_two_runs(tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    import copy
+
+    from training.synth import AssetPool, write_dataset
+
+    root = write_dataset(tmp_path / "set", 3, seed=6, size=(96, 96), pool=AssetPool.builtin())  # all marked
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    after = evaluate(remover, root, modes=["opencv"], mask_kinds=("exact", "rough"))
+    rows = after["per_image"]
+    assert [r["name"] for r in rows] == sorted(p.name for p in (root / "input").iterdir())
+    exact = [r["psnr"]["exact"]["opencv"] for r in rows]
+    assert np.mean(exact) == pytest.approx(after["restoration_by_mask"]["exact"]["opencv"]["psnr"])
+    assert compare(after, after)["exact"]["opencv"] == {
+        "images": 3, "up": 0, "down": 0, "newly_worse": [], "no_longer_worse": [], "mean_delta": 0.0
+    }  # fmt: skip
+    # Before, the first photo's exact restoration was 1 dB better than it is now and not worse than
+    # its input; the second was 3 dB worse than its input and is now where it is.
+    before = copy.deepcopy(after)
+    first, second = before["per_image"][0], before["per_image"][1]
+    first["psnr"]["exact"]["opencv"] = max(first["input"], exact[0] + 1.0)
+    second["psnr"]["exact"]["opencv"] = second["input"] - 3.0
+    table = compare(before, after)["exact"]["opencv"]
+    assert table["down"] == 1 and table["up"] == int(exact[1] > second["input"] - 3.0 + 0.1)
+    assert table["newly_worse"] == ([rows[0]["name"]] if exact[0] < rows[0]["input"] - WORSE_DB else [])
+    assert table["no_longer_worse"] == ([rows[1]["name"]] if exact[1] >= rows[1]["input"] - WORSE_DB else [])
+    expected = (
+        exact[0] - first["psnr"]["exact"]["opencv"] + exact[1] - second["psnr"]["exact"]["opencv"]
+    ) / 3
+    assert table["mean_delta"] == pytest.approx(expected)
+    assert compare(before, after)["rough"]["opencv"]["mean_delta"] == 0.0
 
 
 def test_psnr() -> None:

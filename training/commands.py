@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,12 @@ def register(
         help="masks handed to the restorations: the true one, the true one grown, the segmenter's",
     )
     p.add_argument("--rough-px", type=int, default=6, help="how far a rough mask grows the true one (pixels)")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="JSON",
+        help="an earlier run's metrics JSON on the same set: report the change photo by photo",
+    )
     add_model_options(p)
     p.set_defaults(func=lambda args: _eval(args, build_remover, print_report))
 
@@ -119,8 +126,9 @@ def _eval(
     build_remover: RemoverBuilder,
     print_report: Callable[[dict[str, Any], str | None], int],
 ) -> int:
-    from training.evaluate import evaluate
+    from training.evaluate import compare, evaluate
 
+    before = _earlier_run(Path(args.compare)) if args.compare else None
     remover = build_remover(args)
     modes = args.inpainters or list(remover.info().inpainters)
     metrics = evaluate(
@@ -133,7 +141,25 @@ def _eval(
         mask_kinds=args.mask_kinds,
         rough_px=args.rough_px,
     )
-    return print_report(metrics, args.output)
+    if before is not None:
+        metrics["comparison"] = compare(before, metrics)
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n")
+    # Each photo's figures go to the files only: printed, they would bury the summary.
+    return print_report({k: v for k, v in metrics.items() if k != "per_image"}, None)
+
+
+def _earlier_run(path: Path) -> dict[str, Any]:
+    """An earlier ``markless eval`` run's metrics, read before the long run so a wrong path fails fast."""
+    try:
+        before = json.loads(path.read_text())
+    except ValueError as exc:
+        raise MarklessError(f"--compare {path}: not a JSON file ({exc})") from exc
+    if not isinstance(before, dict) or "per_image" not in before:
+        raise MarklessError(
+            f"--compare {path}: not a metrics file of `markless eval` with each photo's figures"
+        )
+    return before
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ Harm is reported next to quality, because it is what users see first: on images 
 (empty true masks, or folders of clean photos given with ``clean_dirs``) the false-alarm rate (share
 whose mask covers more than 0.1 % of the pixels) and how far each mode's output moved from the
 input (PSNR); on marked images the share that a mode left worse than its input by more than 0.5 dB.
+
+Each photo's own figures are kept (``per_image``), so two runs (before and after a change) can be
+compared photo by photo with ``compare``: a mean can rise while single photos are made worse.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ FALSE_ALARM_COVERAGE = 0.001
 
 WORSE_DB = 0.5
 """A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
+CHANGED_DB = 0.1
+"""``compare`` counts a photo as changed when its PSNR moved by more than this."""
 MASK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """Mask thresholds swept for ``mask_operating_points`` (the product's mask, gated and dilated)."""
 
@@ -239,6 +244,7 @@ def evaluate(
     by_kind = {k: {m: _ModeStats() for m in modes} for k in kinds}
     stats = {BASELINE: _ModeStats()}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    per_image: list[dict[str, Any]] = []
     for inp, mask_path, clean_path in pairs:
         image = io.read_image_file(inp).rgb
         clean = io.read_image_file(clean_path).rgb if clean_path is not None else image
@@ -274,6 +280,14 @@ def evaluate(
                 harm[kind].add_marked(outputs[kind], image, clean)
             else:
                 harm[kind].add_clean(mask, outputs[kind], image)
+        per_image.append(
+            {
+                "name": inp.name,
+                "marked": bool(truth.any()),
+                "input": psnr(image, clean),
+                "psnr": {k: {m: psnr(out, clean) for m, out in per.items()} for k, per in outputs.items()},
+            }
+        )
         last = outputs[next(reversed(outputs))] if outputs else {modes[0]: image}
         default_result = last.get(remover.default_inpainter, next(iter(last.values())))
         cases.append((psnr(default_result, clean), inp.name, image, mask, truth, default_result))
@@ -298,6 +312,7 @@ def evaluate(
         "harm": harm[primary].summary(),
         "harm_by_mask": {k: h.summary() for k, h in harm.items()},
         "default_inpainter": remover.default_inpainter,
+        "per_image": per_image,
     }
     if report_dir is not None:
         report = Path(report_dir)
@@ -306,6 +321,44 @@ def evaluate(
         cases.sort(key=lambda c: c[0])
         _write_sheet(report / "worst.png", cases[:worst])
     return metrics
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], changed_db: float = CHANGED_DB) -> dict[str, Any]:
+    """Photo by photo, how ``after`` (a later ``evaluate`` run on the same set) differs from ``before``.
+
+    Per mask kind and mode: the mean PSNR change over the photos both runs have, how many photos
+    moved up or down by more than ``changed_db``, and which marked photos became (or stopped being)
+    worse than their input by more than ``WORSE_DB``.
+    """
+    old = {row["name"]: row for row in before.get("per_image", [])}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in after.get("per_image", []):
+        prev = old.get(row["name"])
+        if prev is None:
+            continue
+        for kind, modes in row["psnr"].items():
+            for mode, value in modes.items():
+                was = prev["psnr"].get(kind, {}).get(mode)
+                if was is None:
+                    continue
+                entry = table.setdefault(kind, {}).setdefault(
+                    mode,
+                    {"images": 0, "delta": 0.0, "up": 0, "down": 0, "newly_worse": [], "no_longer_worse": []},
+                )
+                entry["images"] += 1
+                entry["delta"] += value - was
+                entry["up"] += int(value > was + changed_db)
+                entry["down"] += int(value < was - changed_db)
+                if row["marked"]:
+                    worse_now, worse_before = value < row["input"] - WORSE_DB, was < prev["input"] - WORSE_DB
+                    if worse_now and not worse_before:
+                        entry["newly_worse"].append(row["name"])
+                    elif worse_before and not worse_now:
+                        entry["no_longer_worse"].append(row["name"])
+    for modes in table.values():
+        for entry in modes.values():
+            entry["mean_delta"] = entry.pop("delta") / entry["images"]
+    return table
 
 
 def _write_sheet(
