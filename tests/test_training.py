@@ -13,7 +13,7 @@ import torch
 from models import WatermarkSegmenter
 from pipeline.factory import build_remover
 from training.data import WatermarkDataModule
-from training.evaluate import WORSE_DB, compare, evaluate, psnr
+from training.evaluate import compare, evaluate, made_worse, psnr
 from training.export import export_module
 from training.metrics import mask_metrics
 from training.module import SegmenterModule, soft_dice_loss
@@ -130,13 +130,16 @@ def test_eval_keeps_each_photo_and_compares_two_runs(tmp_path: Path, tiny_segmen
     second["psnr"]["exact"]["opencv"] = second["input"] - 3.0
     table = compare(before, after)["exact"]["opencv"]
     assert table["down"] == 1 and table["up"] == int(exact[1] > second["input"] - 3.0 + 0.1)
-    assert table["newly_worse"] == ([rows[0]["name"]] if exact[0] < rows[0]["input"] - WORSE_DB else [])
-    assert table["no_longer_worse"] == ([rows[1]["name"]] if exact[1] >= rows[1]["input"] - WORSE_DB else [])
+    assert table["newly_worse"] == ([rows[0]["name"]] if made_worse(exact[0], rows[0]["input"]) else [])
+    assert table["no_longer_worse"] == (
+        [rows[1]["name"]] if not made_worse(exact[1], rows[1]["input"]) else []
+    )
     expected = (
         exact[0] - first["psnr"]["exact"]["opencv"] + exact[1] - second["psnr"]["exact"]["opencv"]
     ) / 3
     assert table["mean_delta"] == pytest.approx(expected)
     assert compare(before, after)["rough"]["opencv"]["mean_delta"] == 0.0
+    assert made_worse(30.0, 30.6) and not made_worse(30.2, 30.6)  # more than 0.5 dB below the input
 
 
 def test_psnr() -> None:

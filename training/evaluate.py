@@ -48,6 +48,11 @@ MASK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """Mask thresholds swept for ``mask_operating_points`` (the product's mask, gated and dilated)."""
 
 
+def made_worse(score: float, before: float) -> bool:
+    """Whether a restoration's PSNR ``score`` leaves a marked photo worse than its input's ``before``."""
+    return score < before - WORSE_DB
+
+
 def masks_photo(mask: np.ndarray) -> bool:
     """Whether a mask touches the photo enough to count (a false alarm on a clean one)."""
     return bool(mask.mean() > FALSE_ALARM_COVERAGE)
@@ -116,11 +121,11 @@ class _HarmStats:
         for mode, out in outputs.items():
             self.clean_psnr.setdefault(mode, []).append(psnr(out, image))
 
-    def add_marked(self, outputs: dict[str, np.ndarray], image: np.ndarray, clean: np.ndarray) -> None:
+    def add_marked(self, scores: dict[str, float], before: float) -> None:
+        """One marked photo: each mode's PSNR and the input's own."""
         self.marked_images += 1
-        before = psnr(image, clean)
-        for mode, out in outputs.items():
-            self.made_worse[mode] = self.made_worse.get(mode, 0) + int(psnr(out, clean) < before - WORSE_DB)
+        for mode, score in scores.items():
+            self.made_worse[mode] = self.made_worse.get(mode, 0) + int(made_worse(score, before))
 
     def operating_points(self) -> list[dict[str, float]]:
         """False-alarm and detection rates if the presence threshold were each of 0.1 … 0.9."""
@@ -259,35 +264,33 @@ def evaluate(
         raw_counts.update(torch.from_numpy(seg.prob >= remover.refiner.threshold), torch.from_numpy(truth))
         counts.update(torch.from_numpy(mask), torch.from_numpy(truth))
         sweep.add(remover.refiner, seg.prob, seg.presence, truth)
-        stats[BASELINE].psnr.append(psnr(image, clean))
+        before = psnr(image, clean)
+        stats[BASELINE].psnr.append(before)
         stats[BASELINE].psnr_mask.append(psnr(image, clean, truth))
         stats[BASELINE].ssim.append(ssim(image, clean))
         outputs: dict[str, dict[str, np.ndarray]] = {}
+        scores: dict[str, dict[str, float]] = {}
         for kind, given in restoration_masks(kinds, truth, mask, rough_px).items():
             if not truth.any() and kind != "predicted":
                 continue
-            outputs[kind] = {}
+            outputs[kind], scores[kind] = {}, {}
             for mode in modes:
                 # The predicted kind goes the product's way: the Remover refines the prediction itself.
                 mask_in = None if kind == "predicted" else given
                 result = remover.remove(image, mask_in, inpainter=mode, seed=0, segmentation=seg).image
                 mode_stats = by_kind[kind][mode]
-                mode_stats.psnr.append(psnr(result, clean))
+                scores[kind][mode] = psnr(result, clean)
+                mode_stats.psnr.append(scores[kind][mode])
                 mode_stats.psnr_mask.append(psnr(result, clean, truth))
                 mode_stats.ssim.append(ssim(result, clean))
                 outputs[kind][mode] = result
             if truth.any():
-                harm[kind].add_marked(outputs[kind], image, clean)
+                harm[kind].add_marked(scores[kind], before)
             else:
                 harm[kind].add_clean(mask, outputs[kind], image)
-        per_image.append(
-            {
-                "name": inp.name,
-                "marked": bool(truth.any()),
-                "input": psnr(image, clean),
-                "psnr": {k: {m: psnr(out, clean) for m, out in per.items()} for k, per in outputs.items()},
-            }
-        )
+        # A set's photos are named by their file; a clean photo by its path (folders may share names).
+        name = inp.name if mask_path is not None else str(inp)
+        per_image.append({"name": name, "marked": bool(truth.any()), "input": before, "psnr": scores})
         last = outputs[next(reversed(outputs))] if outputs else {modes[0]: image}
         default_result = last.get(remover.default_inpainter, next(iter(last.values())))
         cases.append((psnr(default_result, clean), inp.name, image, mask, truth, default_result))
@@ -350,7 +353,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], changed_db: float = C
                 entry["up"] += int(value > was + changed_db)
                 entry["down"] += int(value < was - changed_db)
                 if row["marked"]:
-                    worse_now, worse_before = value < row["input"] - WORSE_DB, was < prev["input"] - WORSE_DB
+                    worse_now, worse_before = made_worse(value, row["input"]), made_worse(was, prev["input"])
                     if worse_now and not worse_before:
                         entry["newly_worse"].append(row["name"])
                     elif worse_before and not worse_now:
