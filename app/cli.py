@@ -365,14 +365,14 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return print_report(report, args.output)
 
 
-def print_report(report: dict[str, Any], output: str | None) -> int:
-    """Print a JSON report (and write it to ``output`` when given); the command's exit code."""
+def print_report(report: dict[str, Any], output: str | None, file_only: Sequence[str] = ()) -> int:
+    """Print a JSON report (and write it to ``output`` when given); the command's exit code.
+    ``file_only``: keys written to ``output`` but not printed (long per-item lists)."""
     import json
 
-    text = json.dumps(report, indent=2)
     if output:
-        Path(output).write_text(text + "\n")
-    print(text)
+        Path(output).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in file_only}, indent=2))
     return 0
 
 

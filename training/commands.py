@@ -66,13 +66,15 @@ DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 }
 
 RemoverBuilder = Callable[[argparse.Namespace], "Remover"]
+ReportPrinter = Callable[[dict[str, Any], str | None, Sequence[str]], int]
+"""``app.cli.print_report``: the report, the file to write it to, the keys kept out of the printout."""
 
 
 def register(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     add_model_options: Callable[[argparse.ArgumentParser], None],
     build_remover: RemoverBuilder,
-    print_report: Callable[[dict[str, Any], str | None], int],
+    print_report: ReportPrinter,
 ) -> None:
     """Add the training commands to ``markless``'s subparsers."""
     for name, (help_text, _) in DELEGATED.items():
@@ -124,7 +126,7 @@ def run_delegated(command: str, argv: Sequence[str]) -> int:
 def _eval(
     args: argparse.Namespace,
     build_remover: RemoverBuilder,
-    print_report: Callable[[dict[str, Any], str | None], int],
+    print_report: ReportPrinter,
 ) -> int:
     from training.evaluate import compare, evaluate
 
@@ -143,10 +145,8 @@ def _eval(
     )
     if before is not None:
         metrics["comparison"] = compare(before, metrics)
-    if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n")
     # Each photo's figures go to the files only: printed, they would bury the summary.
-    return print_report({k: v for k, v in metrics.items() if k != "per_image"}, None)
+    return print_report(metrics, args.output, ("per_image",))
 
 
 def _earlier_run(path: Path) -> dict[str, Any]:

@@ -115,11 +115,12 @@ class _HarmStats:
     decisions: list[tuple[float, bool, bool]] = field(default_factory=list)
     """(presence, masked without the decision, marked) per image: the no-mark operating points."""
 
-    def add_clean(self, mask: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray) -> None:
+    def add_clean(self, mask: np.ndarray, scores: dict[str, float]) -> None:
+        """One photo without a mark: its predicted mask and each mode's PSNR against the photo itself."""
         self.clean_images += 1
         self.false_alarms += masks_photo(mask)
-        for mode, out in outputs.items():
-            self.clean_psnr.setdefault(mode, []).append(psnr(out, image))
+        for mode, score in scores.items():
+            self.clean_psnr.setdefault(mode, []).append(score)
 
     def add_marked(self, scores: dict[str, float], before: float) -> None:
         """One marked photo: each mode's PSNR and the input's own."""
@@ -287,7 +288,7 @@ def evaluate(
             if truth.any():
                 harm[kind].add_marked(scores[kind], before)
             else:
-                harm[kind].add_clean(mask, outputs[kind], image)
+                harm[kind].add_clean(mask, scores[kind])  # its clean reference is the photo itself
         # A set's photos are named by their file; a clean photo by its path (folders may share names).
         name = inp.name if mask_path is not None else str(inp)
         per_image.append({"name": name, "marked": bool(truth.any()), "input": before, "psnr": scores})
