@@ -13,7 +13,7 @@ import torch
 from models import WatermarkSegmenter
 from pipeline.factory import build_remover
 from training.data import WatermarkDataModule
-from training.evaluate import compare, evaluate, made_worse, psnr
+from training.evaluate import OPACITY_PARTS, compare, evaluate, made_worse, opacity_parts, psnr
 from training.export import export_module
 from training.metrics import mask_metrics
 from training.module import SegmenterModule, soft_dice_loss
@@ -140,6 +140,47 @@ def test_eval_keeps_each_photo_and_compares_two_runs(tmp_path: Path, tiny_segmen
     assert table["mean_delta"] == pytest.approx(expected)
     assert compare(before, after)["rough"]["opencv"]["mean_delta"] == 0.0
     assert made_worse(30.0, 30.6) and not made_worse(30.2, 30.6)  # more than 0.5 dB below the input
+
+
+def test_opacity_parts_split_a_mark_by_its_true_opacity() -> None:
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[10:30, 10:30] = 0.3  # a translucent plate
+    alpha[17:23, 17:23] = 1.0  # with an opaque core
+    parts = opacity_parts(alpha)
+    assert OPACITY_PARTS[parts[2, 2]] == "no mark" and OPACITY_PARTS[parts[9, 20]] == "no mark"
+    assert OPACITY_PARTS[parts[10, 20]] == "edge"  # the plate's outline, inside it
+    assert OPACITY_PARTS[parts[16, 20]] == "edge"  # plate beside the core
+    assert OPACITY_PARTS[parts[13, 13]] == "translucent"
+    assert OPACITY_PARTS[parts[20, 20]] == "opaque" and OPACITY_PARTS[parts[17, 17]] == "opaque"
+
+
+def test_eval_splits_the_error_by_the_marks_true_opacity(tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    import shutil
+
+    from training.synth import AssetPool, write_dataset
+
+    root = write_dataset(tmp_path / "set", 3, seed=6, size=(96, 96), pool=AssetPool.builtin())  # all marked
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="opencv")
+    metrics = evaluate(remover, root, modes=["opencv"], mask_kinds=("exact", "rough"))
+    split = metrics["error_by_opacity"]
+    assert set(split) == {"exact", "rough"}
+    pixels = 3 * 96 * 96
+    for kind, table in split.items():
+        assert sum(table["pixel_share"].values()) == pytest.approx(1.0)
+        for mode, column in (("input", "input"), ("opencv", "opencv")):
+            assert sum(table[mode]["error_share"].values()) == pytest.approx(1.0)
+            # The parts add up to the photos' whole error, as their PSNRs give it.
+            total = sum(table[mode]["mse"][p] * table["pixel_share"][p] * pixels for p in OPACITY_PARTS)
+            rows = metrics["per_image"]
+            scores = [r["input"] if column == "input" else r["psnr"][kind]["opencv"] for r in rows]
+            expected = sum(3 * 96 * 96 * 10 ** (-s / 10) for s in scores)
+            assert total == pytest.approx(expected, rel=1e-6)
+    # Given the exact mask, the restoration leaves every pixel without mark as it came (the input's
+    # error there is the set's degradations: JPEG, rescaling); a grown mask lets it touch them.
+    exact = split["exact"]
+    assert exact["opencv"]["mse"]["no mark"] == pytest.approx(exact["input"]["mse"]["no mark"])
+    shutil.rmtree(root / "alpha")  # a set without its marks' opacity: no split, the rest as before
+    assert "error_by_opacity" not in evaluate(remover, root, modes=["opencv"], mask_kinds=("exact",))
 
 
 def test_psnr() -> None:

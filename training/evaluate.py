@@ -44,6 +44,15 @@ WORSE_DB = 0.5
 """A marked photo counts as made worse when a mode's PSNR is this far below the input's."""
 CHANGED_DB = 0.1
 """``compare`` counts a photo as changed when its PSNR moved by more than this."""
+OPACITY_PARTS = ("no mark", "edge", "translucent", "opaque")
+"""Where ``error_by_opacity`` splits a set's error, by the true opacity (``alpha/``, as ``markless synth``
+writes it): no mark (α 0: what a restoration must leave as it is), the mark's edge (its anti-aliased
+outline, where α jumps), its translucent inside (recoverable by inversion) and its near-opaque part
+(only a fill can restore it)."""
+OPAQUE_ALPHA = 0.75
+"""True opacity from which a mark's pixel counts as opaque (the restoration fills from here)."""
+EDGE_JUMP = 0.1
+"""A mark pixel is on its edge where the true opacity in its 3×3 neighbourhood spans more than this."""
 MASK_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 """Mask thresholds swept for ``mask_operating_points`` (the product's mask, gated and dilated)."""
 
@@ -89,6 +98,56 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
+
+
+def opacity_parts(alpha: np.ndarray) -> np.ndarray:
+    """Each pixel's index into ``OPACITY_PARTS`` from the true opacity (HxW float, 0..1)."""
+    kernel = np.ones((3, 3), np.uint8)
+    spread = cv2.dilate(alpha, kernel) - cv2.erode(alpha, kernel)
+    marked = alpha >= 0.5 / 255.0  # at least one grey level of the 8-bit alpha file
+    parts = np.where(marked, 2, 0).astype(np.uint8)
+    parts[marked & (spread > EDGE_JUMP)] = 1
+    parts[alpha >= OPAQUE_ALPHA] = 3
+    return parts
+
+
+def _read_alpha(root: Path, stem: str) -> np.ndarray | None:
+    """The true opacity a synthetic set keeps in ``alpha/`` (8-bit grey), or None without one."""
+    path = next(iter(sorted((root / "alpha").glob(f"{stem}.*"))), None)
+    if path is None:
+        return None
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return None if grey is None else grey.astype(np.float32) / 255.0
+
+
+@dataclass
+class _ErrorParts:
+    """Squared error summed over the photos, per part of ``OPACITY_PARTS``: where a mode's error lies
+    (a set's mean PSNR does not say whether the edges, the translucent inside or the opaque core of
+    its marks cost it most), next to the input's."""
+
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(len(OPACITY_PARTS)))
+    squared: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, parts: np.ndarray, clean: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        self.pixels += np.bincount(parts.ravel(), minlength=len(OPACITY_PARTS))
+        for mode, out in outputs.items():
+            err = (((out.astype(np.float64) - clean) / 255.0) ** 2).sum(-1)
+            total = self.squared.setdefault(mode, np.zeros(len(OPACITY_PARTS)))
+            total += np.bincount(parts.ravel(), weights=err.ravel(), minlength=len(OPACITY_PARTS))
+
+    def summary(self) -> dict[str, Any]:
+        """Per mode (the input too): each part's share of the squared error, and its mean squared
+        error per pixel (RGB summed, 0..1 units); the parts' shares of the photos' pixels."""
+        out: dict[str, Any] = {
+            "pixel_share": dict(zip(OPACITY_PARTS, (self.pixels / self.pixels.sum()).tolist(), strict=True))
+        }
+        for mode, sq in self.squared.items():
+            out[mode] = {
+                "error_share": dict(zip(OPACITY_PARTS, (sq / max(sq.sum(), 1e-12)).tolist(), strict=True)),
+                "mse": dict(zip(OPACITY_PARTS, (sq / np.maximum(self.pixels, 1)).tolist(), strict=True)),
+            }
+        return out
 
 
 @dataclass
@@ -251,6 +310,7 @@ def evaluate(
     stats = {BASELINE: _ModeStats()}
     cases: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     per_image: list[dict[str, Any]] = []
+    error_parts = {k: _ErrorParts() for k in kinds}
     for inp, mask_path, clean_path in pairs:
         image = io.read_image_file(inp).rgb
         clean = io.read_image_file(clean_path).rgb if clean_path is not None else image
@@ -289,6 +349,11 @@ def evaluate(
                 harm[kind].add_marked(scores[kind], before)
             else:
                 harm[kind].add_clean(mask, scores[kind])  # its clean reference is the photo itself
+        alpha = _read_alpha(Path(root), inp.stem) if mask_path is not None and root is not None else None
+        if alpha is not None and alpha.shape == truth.shape and truth.any():
+            parts = opacity_parts(alpha)
+            for kind, results in outputs.items():
+                error_parts[kind].add(parts, clean, {BASELINE: image, **results})
         # A set's photos are named by their file; a clean photo by its path (folders may share names).
         name = inp.name if mask_path is not None else str(inp)
         per_image.append({"name": name, "marked": bool(truth.any()), "input": before, "psnr": scores})
@@ -318,6 +383,8 @@ def evaluate(
         "default_inpainter": remover.default_inpainter,
         "per_image": per_image,
     }
+    if any(parts.squared for parts in error_parts.values()):  # the set keeps its marks' opacity
+        metrics["error_by_opacity"] = {k: p.summary() for k, p in error_parts.items() if p.squared}
     if report_dir is not None:
         report = Path(report_dir)
         report.mkdir(parents=True, exist_ok=True)
