@@ -164,15 +164,14 @@ def test_eval_splits_the_error_by_the_marks_true_opacity(tmp_path: Path, tiny_se
     metrics = evaluate(remover, root, modes=["opencv"], mask_kinds=("exact", "rough"))
     split = metrics["error_by_opacity"]
     assert set(split) == {"exact", "rough"}
-    pixels = 3 * 96 * 96
+    pixels, rows = 3 * 96 * 96, metrics["per_image"]
     for kind, table in split.items():
         assert sum(table["pixel_share"].values()) == pytest.approx(1.0)
-        for mode, column in (("input", "input"), ("opencv", "opencv")):
+        for mode in ("input", "opencv"):
             assert sum(table[mode]["error_share"].values()) == pytest.approx(1.0)
-            # The parts add up to the photos' whole error, as their PSNRs give it.
+            # The parts add up to the photos' whole error, as their PSNRs give it (RGB summed).
             total = sum(table[mode]["mse"][p] * table["pixel_share"][p] * pixels for p in OPACITY_PARTS)
-            rows = metrics["per_image"]
-            scores = [r["input"] if column == "input" else r["psnr"][kind]["opencv"] for r in rows]
+            scores = [r["input"] if mode == "input" else r["psnr"][kind][mode] for r in rows]
             expected = sum(3 * 96 * 96 * 10 ** (-s / 10) for s in scores)
             assert total == pytest.approx(expected, rel=1e-6)
     # Given the exact mask, the restoration leaves every pixel without mark as it came (the input's
