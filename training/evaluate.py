@@ -111,9 +111,14 @@ def opacity_parts(alpha: np.ndarray) -> np.ndarray:
     return parts
 
 
+def _counterpart(root: Path, folder: str, stem: str) -> Path | None:
+    """The file of a set's ``folder`` (``mask``, ``clean``, ``alpha``) named as the input ``stem``."""
+    return next(iter(sorted((root / folder).glob(f"{stem}.*"))), None)
+
+
 def _read_alpha(root: Path, stem: str) -> np.ndarray | None:
     """The true opacity a synthetic set keeps in ``alpha/`` (8-bit grey), or None without one."""
-    path = next(iter(sorted((root / "alpha").glob(f"{stem}.*"))), None)
+    path = _counterpart(root, "alpha", stem)
     if path is None:
         return None
     grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -264,8 +269,7 @@ def _pairs(root: Path) -> list[tuple[Path, Path | None, Path | None]]:
     inputs = sorted(p for p in (root / "input").iterdir() if p.suffix.lower() in io.SUPPORTED_SUFFIXES)
     out: list[tuple[Path, Path | None, Path | None]] = []
     for path in inputs:
-        mask = next(iter(sorted((root / "mask").glob(f"{path.stem}.*"))), None)
-        clean = next(iter(sorted((root / "clean").glob(f"{path.stem}.*"))), None)
+        mask, clean = _counterpart(root, "mask", path.stem), _counterpart(root, "clean", path.stem)
         if mask is None or clean is None:
             raise FileNotFoundError(f"{path.name}: missing mask/ or clean/ counterpart in {root}")
         out.append((path, mask, clean))
