@@ -24,8 +24,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("markless")
 
-TRAINING_COMMANDS = ("train", "synth", "assets", "eval", "export")
-DELEGATED = ("train", "synth", "assets")  # parse their own arguments (``markless train --help``)
+TRAINING_COMMANDS = ("train", "synth", "assets", "corrections", "eval", "export")
+DELEGATED = (
+    "train",
+    "synth",
+    "assets",
+    "corrections",
+)  # parse their own arguments (``markless train --help``)
 
 
 def _image_files(inputs: Iterable[str]) -> list[Path]:
@@ -129,6 +134,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--decomposer",
         default=None,
         help="mark decomposer weights folder for restore (default: shipped; 'none': off)",
+    )
+    parser.add_argument(
+        "--corrector",
+        default=None,
+        help="corrector weights folder: a learned last pass over restore's output (default: off)",
     )
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument(

@@ -17,6 +17,7 @@ from pipeline.options import Dilate, Presence, Threshold
 # The shipped weights, next to the code in a checkout; MARKLESS_SEGMENTER points elsewhere (installed images).
 SHIPPED_SEGMENTER = Path(__file__).resolve().parents[1] / "weights" / "segmenter"
 SHIPPED_DECOMPOSER = SHIPPED_SEGMENTER.parent / "decomposer"
+SHIPPED_CORRECTOR = SHIPPED_SEGMENTER.parent / "corrector"
 OFF = ("", "none", "off")
 """Values of an optional model's setting (``MARKLESS_DECOMPOSER``, ``--decomposer``) that turn it off."""
 
@@ -37,6 +38,11 @@ class ModelSettings(BaseModel):
         description="Folder with the mark decomposer's weights (models/decomposer.py): the restore "
         "restoration reads mask pixels its fits leave as they came with it, and inverts them where the "
         "photo holds its reading. 'none' turns it off (restore then uses its fits alone).",
+    )
+    corrector: Path | None = Field(
+        None,
+        description="Folder with the corrector's weights (models/corrector.py): a learned last pass "
+        "that mends the restore restoration's output inside the mask. Off by default ('none').",
     )
     inpainter: str = Field(
         "auto",
@@ -83,8 +89,8 @@ class ModelSettings(BaseModel):
         "nothing left around it, no method can restore the photo.",
     )
 
-    @field_validator("decomposer", mode="before")
+    @field_validator("decomposer", "corrector", mode="before")
     @classmethod
     def _off(cls, value: object) -> object:
-        """'none' (or empty) turns the decomposer off."""
+        """'none' (or empty) turns an optional model off."""
         return None if isinstance(value, str) and value.strip().lower() in OFF else value

@@ -105,17 +105,7 @@ class Decomposer:
         ``shown_fill(image, hint)``. The caller keeps crops within ``max_pixels`` (memory: the network
         holds full-resolution feature maps)."""
         h, w = hint.shape
-
-        def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).permute(2, 0, 1)[None].float()
-
-        x = [
-            tensor(image.astype(np.float32) / 255.0),
-            tensor(fill),
-            tensor(hint[..., None].astype(np.float32)),
-        ]
-        pad = (0, (-w) % _STRIDE, 0, (-h) % _STRIDE)
-        x = [F.pad(t, pad, mode="replicate") for t in x]
+        x = network_inputs(self.device, image.astype(np.float32) / 255.0, fill, hint.astype(np.float32))
         with torch.inference_mode():
             out = self.model(*x)
         alpha = torch.sigmoid(out["alpha"][0, 0, :h, :w]).cpu().numpy() * hint
@@ -194,25 +184,44 @@ def read_opaque(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray, whe
 def _readings(
     decomposer: Decomposer, image: np.ndarray, mask: np.ndarray, where: np.ndarray
 ) -> Iterator[tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """The network's reading around each cluster of ``where`` (pixels closer than ``CLUSTER_PX`` are
-    read in one pass over their box, with ``CONTEXT_PX`` of photo around it): the box, the cluster's
-    pixels in it, the fill it was shown, α and W. A box larger than ``Decomposer.max_pixels`` is
-    skipped (memory)."""
-    h, w = mask.shape
+    """The network's reading around each cluster of ``where`` (``cluster_boxes``): the box, the
+    cluster's pixels in it, the fill it was shown, α and W."""
+    for box, cluster in cluster_boxes(where, decomposer.max_pixels):
+        fill = shown_fill(image[box], mask[box])
+        alpha, color = decomposer.predict(image[box], mask[box], fill)
+        yield box, cluster, fill, alpha, color
+
+
+def network_inputs(device: torch.device, *arrays: np.ndarray) -> list[torch.Tensor]:
+    """HxWxC (or HxW) float arrays in [0, 1] → 1xCxH'xW' tensors on ``device``, padded (replicated)
+    to multiples of 32 as the encoders need; the caller crops the output back to HxW."""
+    h, w = arrays[0].shape[:2]
+    pad = (0, (-w) % _STRIDE, 0, (-h) % _STRIDE)
+    tensors = []
+    for a in arrays:
+        t = torch.from_numpy(np.ascontiguousarray(a if a.ndim == 3 else a[..., None], dtype=np.float32))
+        tensors.append(F.pad(t.to(device).permute(2, 0, 1)[None], pad, mode="replicate"))
+    return tensors
+
+
+def cluster_boxes(where: np.ndarray, max_pixels: int) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """The box a network reads around each cluster of ``where`` (pixels closer than ``CLUSTER_PX``
+    are read in one pass over their box, with ``CONTEXT_PX`` of photo around it) and the cluster's
+    pixels in it. A box larger than ``max_pixels`` is skipped (memory: full-resolution feature maps).
+    The request's time budget is checked before each."""
+    h, w = where.shape
     near = np.ones((CLUSTER_PX, CLUSTER_PX), np.uint8)
     n_clusters, clusters, stats, _ = cv2.connectedComponentsWithStats(
         cv2.dilate(where.astype(np.uint8), near)
     )
     for c in range(1, n_clusters):
-        checkpoint()  # one network pass per cluster: a request's time budget is checked between them
+        checkpoint()
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         y0, x0 = max(y - CONTEXT_PX, 0), max(x - CONTEXT_PX, 0)
         box = (slice(y0, min(y + bh + CONTEXT_PX, h)), slice(x0, min(x + bw + CONTEXT_PX, w)))
-        if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > decomposer.max_pixels:
+        if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > max_pixels:
             continue
-        fill = shown_fill(image[box], mask[box])
-        alpha, color = decomposer.predict(image[box], mask[box], fill)
-        yield box, clusters[box] == c, fill, alpha, color
+        yield box, clusters[box] == c
 
 
 def _departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:

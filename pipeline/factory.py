@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config import SHIPPED_SEGMENTER, ModelSettings
+from pipeline.correct import Corrector
 from pipeline.decompose import Decomposer
 from pipeline.errors import InvalidParameterError, ModelNotAvailableError
 from pipeline.inpaint.base import (
@@ -122,7 +123,13 @@ def build_remover(
         if cfg.decomposer is not None:
             decomposer = Decomposer.from_pretrained(cfg.decomposer, device=device)
             log.info("decomposer loaded from %s", cfg.decomposer)
-        inpainters["restore"] = build_inpainter("restore", fallback=fill, decomposer=decomposer)
+        corrector = None
+        if cfg.corrector is not None:
+            corrector = Corrector.from_pretrained(cfg.corrector, device=device)
+            log.info("corrector loaded from %s", cfg.corrector)
+        inpainters["restore"] = build_inpainter(
+            "restore", fallback=fill, decomposer=decomposer, corrector=corrector
+        )
     refiner = MaskRefiner(
         threshold=cfg.threshold,
         min_area=cfg.min_area,

@@ -28,17 +28,18 @@ def test_shipped_weights_are_complete_and_small() -> None:
     assert DEFAULT_SEGMENTER.resolve() == WEIGHTS.resolve()
 
 
-def test_shipped_decomposer_is_complete_small_and_loads() -> None:
-    from models import MarkDecomposer
+@pytest.mark.parametrize("name", ["decomposer", "corrector"])
+def test_shipped_restoration_networks_are_complete_small_and_load(name: str) -> None:
+    from models import MarkCorrector, MarkDecomposer
 
-    folder = WEIGHTS.parent / "decomposer"
-    assert json.loads((folder / "config.json").read_text())["model_type"] == "markless-decomposer"
+    folder = WEIGHTS.parent / name
+    assert json.loads((folder / "config.json").read_text())["model_type"] == f"markless-{name}"
     weights = folder / "model.safetensors"
     assert weights.stat().st_size < 40 * 2**20 and weights.stat().st_mode & 0o044 == 0o044
     card = (folder / "MODEL_CARD.md").read_text()
     for section in ("Data", "Training", "Metrics", "Reproduce"):
         assert section in card
-    MarkDecomposer.from_pretrained(folder)
+    {"decomposer": MarkDecomposer, "corrector": MarkCorrector}[name].from_pretrained(folder)
 
 
 def _marked(photo: np.ndarray, text: str, opacity: float) -> tuple[np.ndarray, np.ndarray]:

@@ -76,11 +76,16 @@ def test_fast_dev_run_trains_and_exports(tmp_path: Path) -> None:
 
 def test_train_cli_parses_the_shipped_configs(tmp_path: Path) -> None:
     """The YAML configs stay valid for LightningCLI (parsed, not run): the segmenter's with each
-    override file, and the decomposer's."""
+    override file, the decomposer's and the corrector's."""
     from training.cli import main
 
     configs = Path(__file__).resolve().parents[1] / "training" / "configs"
-    for pair in (("default.yaml", "cpu.yaml"), ("default.yaml", "ddp.yaml"), ("decomposer.yaml", "cpu.yaml")):
+    for pair in (
+        ("default.yaml", "cpu.yaml"),
+        ("default.yaml", "ddp.yaml"),
+        ("decomposer.yaml", "cpu.yaml"),
+        ("corrector.yaml",),
+    ):
         with pytest.raises(SystemExit) as exc:
             main(["fit", *(a for name in pair for a in ("--config", str(configs / name))), "--print_config"])
         assert exc.value.code == 0

@@ -51,6 +51,12 @@ def _synth(argv: list[str]) -> int:
     return main(argv)
 
 
+def _corrections(argv: list[str]) -> int:
+    from training.corrections import main
+
+    return main(argv)
+
+
 def _assets(argv: list[str]) -> int:
     require_extra("assets", ("cairosvg",))
     from training.assets.collect import main
@@ -63,6 +69,7 @@ DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train the segmenter (LightningCLI: fit/validate --config ...)", _train),
     "synth": ("write a synthetic evaluation set (input/ mask/ clean/ alpha/ color/)", _synth),
     "assets": ("install and collect photos, logos and fonts for training", _assets),
+    "corrections": ("restore a synthetic set with drawn masks: the corrector's training pairs", _corrections),
 }
 
 RemoverBuilder = Callable[[argparse.Namespace], "Remover"]

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from training.correct import CorrectorModule
 from training.decompose import DecomposerModule
 from training.module import SegmenterModule
 
@@ -17,23 +18,27 @@ from training.module import SegmenterModule
 RESTORE_OVERRIDES: dict[type[L.LightningModule], dict[str, Any]] = {
     SegmenterModule: {"imagenet_init": False},
     DecomposerModule: {"init_segmenter": None, "init_weights": None},
+    CorrectorModule: {"init_decomposer": None, "init_weights": None},
 }
+Trained = SegmenterModule | DecomposerModule | CorrectorModule
 
 
 def export_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
 ) -> Path:
-    """Load a Lightning checkpoint (the segmenter's or the decomposer's: told apart by their saved
-    hyper-parameters) and write the network in the ``save_pretrained`` layout."""
+    """Load a Lightning checkpoint (the segmenter's, the decomposer's or the corrector's: told apart
+    by their saved hyper-parameters) and write the network in the ``save_pretrained`` layout."""
     saved = torch.load(str(checkpoint), map_location="cpu", weights_only=False).get("hyper_parameters", {})
-    kind = DecomposerModule if "init_segmenter" in saved else SegmenterModule
+    kind: type[Trained] = SegmenterModule
+    if "init_segmenter" in saved:
+        kind = DecomposerModule
+    elif "init_decomposer" in saved:
+        kind = CorrectorModule
     module = kind.load_from_checkpoint(str(checkpoint), map_location="cpu", **RESTORE_OVERRIDES[kind])
     return export_module(module, out_dir, metrics=metrics)
 
 
-def export_module(
-    module: SegmenterModule | DecomposerModule, out_dir: str | Path, *, metrics: dict[str, Any] | None = None
-) -> Path:
+def export_module(module: Trained, out_dir: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
     out = module.model.to("cpu").float().save_pretrained(out_dir, half=True)
     if metrics is not None:
         path = Path(out) / "metrics.json"
@@ -62,5 +67,5 @@ class ExportOnFitEnd(L.Callback):
                 metrics[f"best/{getattr(callback, 'monitor', 'score')}"] = float(score)
             export_checkpoint(best, self.out_dir, metrics=metrics)
         else:
-            assert isinstance(pl_module, (SegmenterModule, DecomposerModule))
+            assert isinstance(pl_module, (SegmenterModule, DecomposerModule, CorrectorModule))
             export_module(pl_module, self.out_dir, metrics=metrics)

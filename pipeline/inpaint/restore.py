@@ -37,7 +37,9 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
   stays as it was and is the fill's context; and a hole that joins a near-opaque part (a tile, by
   a fit's reading or the decomposer's) to fainter marks may have that part filled on its own;
 - with a ``decomposer`` (``pipeline.decompose``), what is still left as it came is read once more,
-  per pixel, by that network, and inverted where the photo holds its reading.
+  per pixel, by that network, and inverted where the photo holds its reading;
+- with a ``corrector`` (``pipeline.correct``), the whole output inside the mask is mended by that
+  network, changes below its dead zone dropped.
 
 The fill is diffusion when one is configured, else OpenCV: Telea on thin parts, frequency-selective
 reconstruction (texture continued) on wide ones, within a pixel budget.
@@ -52,6 +54,7 @@ import cv2
 import numpy as np
 
 from pipeline.cancel import checkpoint
+from pipeline.correct import Corrector, correct
 from pipeline.decompose import Decomposer, invert_left, read_opaque
 from pipeline.errors import InvalidParameterError
 from pipeline.inpaint.base import Inpainter, InpaintRequest, build_inpainter, register_inpainter
@@ -102,6 +105,7 @@ class RestoreInpainter:
         fill_margin: float = 4.0,
         repeats: bool = True,
         decomposer: Decomposer | None = None,
+        corrector: Corrector | None = None,
     ) -> None:
         if not 0.0 < alpha_ceiling <= 1.0 or context_px < 2 or fill_margin < 2.0:
             raise InvalidParameterError("need 0 < alpha_ceiling <= 1, context_px >= 2 and fill_margin >= 2")
@@ -117,6 +121,7 @@ class RestoreInpainter:
         self.fill_margin = fill_margin
         self.repeats = repeats  # estimate a tiled mark from its copies first (``pipeline.inpaint.repeat``)
         self.decomposer = decomposer  # a last reading of what comes back as it came (``pipeline.decompose``)
+        self.corrector = corrector  # a learned last pass over the whole output (``pipeline.correct``)
 
     def plan(self, request: InpaintRequest) -> Plan:
         """Fit and invert each region's marks; what is left to fill (notes: for logs and evaluation)."""
@@ -336,6 +341,9 @@ class RestoreInpainter:
                     if request.alpha is None or request.color is None
                     else (request.alpha, request.color),
                 )
+        if self.corrector is not None:
+            checkpoint()
+            correct(self.corrector, request.image, out, request.mask)
         return out
 
     def _restore(self, request: InpaintRequest) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""The corrector at work: a learned last pass over ``restore``'s output, inside the mask only.
+
+``models.corrector`` reads the photo as it came, the restored photo and the mask, and returns a
+change per pixel. It is a learned guess, trained to change nothing where ``restore`` was right, yet
+its output is never exactly zero: a change smaller than ``DEAD_ZONE`` is dropped and a larger one is
+shrunk by it (a soft threshold), so a photo ``restore`` recovered, or a clean photo under a drawn
+mask, comes back as ``restore`` left it rather than with a level of noise over every masked pixel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from models.corrector import MarkCorrector
+from pipeline.decompose import cluster_boxes, network_inputs, shown_fill
+from pipeline.device import resolve_device
+
+DEAD_ZONE = 4.0 / 255.0
+"""Changes (per channel, 0..1 units) the corrector's output is shrunk by. Session 31's measurement
+of a first corrector: without it, photos ``restore`` recovers at 60–100 dB lost up to 16 dB to the
+network's small changes everywhere in the mask."""
+
+
+class Corrector:
+    """Inference wrapper: the photo, the restored photo (RGB uint8) and the mask in, a change out."""
+
+    def __init__(
+        self, model: MarkCorrector, *, device: str = "auto", max_pixels: int = 2_000_000, flips: bool = True
+    ) -> None:
+        self.device = torch.device(resolve_device(device))
+        self.model = model.eval().to(self.device)
+        self.max_pixels = max_pixels
+        self.flips = flips
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: object) -> Corrector:
+        return cls(MarkCorrector.from_pretrained(directory), **kwargs)  # type: ignore[arg-type]
+
+    def predict(self, image: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The change (HxWx3 float32, 0..1 units) the network adds to ``restored`` inside ``mask``."""
+        h, w = mask.shape
+        x = network_inputs(
+            self.device,
+            image.astype(np.float32) / 255.0,
+            restored.astype(np.float32) / 255.0,
+            mask.astype(np.float32),
+        )
+        with torch.inference_mode():
+            change = self.model(*x)
+            if self.flips:  # the mirrored photo's reading, mirrored back: what both readings agree on
+                change = (change + self.model(*(t.flip(-1) for t in x)).flip(-1)) / 2
+            change = change[0, :, :h, :w].float()
+        return np.ascontiguousarray(change.permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+
+CLOSER = 1.0
+"""A group of changed pixels is kept only if it leaves them at most this close (mean squared, RGB) to
+the fill of the mask from its surroundings as ``restore`` left them (``pipeline.decompose.CLOSER``
+reads the same way): a change that moves a group away from what its surroundings suggest is a
+reading of something that is not there."""
+
+
+def correct(
+    corrector: Corrector,
+    image: np.ndarray,
+    restored: np.ndarray,
+    mask: np.ndarray,
+    *,
+    where: np.ndarray | None = None,
+    closer: float | None = CLOSER,
+) -> np.ndarray:
+    """``restored`` (written in place and returned) with the corrector's change, shrunk by
+    ``DEAD_ZONE``, on the pixels of ``where`` (default: the whole ``mask``) whose group passes the
+    ``closer`` check (None: no check). The network sees the whole mask, per cluster
+    (``cluster_boxes``)."""
+    allowed = mask if where is None else where & mask
+    for box, cluster in cluster_boxes(mask, corrector.max_pixels):
+        change = corrector.predict(image[box], restored[box], mask[box])
+        change = np.sign(change) * np.maximum(np.abs(change) - DEAD_ZONE, 0.0)
+        moved = cluster & allowed[box] & (change != 0).any(-1)
+        if not moved.any():
+            continue
+        before = restored[box].astype(np.float32) / 255.0
+        after = np.clip(before + change, 0.0, 1.0)
+        if closer is not None:
+            fill = shown_fill(image[box], mask[box])
+            n, groups = cv2.connectedComponents(moved.astype(np.uint8))
+            for g in range(1, n):
+                pixels = groups == g
+                if _departure(after, fill, pixels) > closer * _departure(before, fill, pixels):
+                    moved &= ~pixels
+        restored[box][moved] = np.clip(after[moved] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return restored
+
+
+def _departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
+    """Mean squared RGB distance of ``pixels`` from ``fill`` where ``where`` holds."""
+    return float(((pixels[where] - fill[where]) ** 2).sum(-1).mean())

@@ -1,0 +1,158 @@
+"""The corrector: its start from the decomposer, storage, training pairs and module, and its use as
+restore's last pass (inside the mask only, small changes dropped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from app.settings import Settings
+from models.corrector import CorrectorConfig, MarkCorrector, init_from_decomposer
+from models.decomposer import DecomposerConfig, MarkDecomposer
+from models.errors import ModelNotAvailableError
+from pipeline.correct import DEAD_ZONE, Corrector, correct
+from pipeline.factory import build_remover
+from pipeline.inpaint.base import InpaintRequest
+from pipeline.inpaint.restore import RestoreInpainter
+from training.correct import CorrectorModule
+from training.corrections import CorrectionsDataModule, MaskDraw, write_corrections
+from training.export import export_checkpoint
+
+
+def _constant(change: float) -> Corrector:
+    """A tiny corrector whose change is ``change`` everywhere (its last layer: zero weights, a bias)."""
+    model = MarkCorrector(CorrectorConfig.from_preset("tiny"))
+    with torch.no_grad():
+        for p in model.net.segmentation_head.parameters():
+            p.zero_()
+        model.net.segmentation_head[0].bias.fill_(change)
+    return Corrector(model, device="cpu")
+
+
+def test_it_starts_from_the_decomposer_as_the_identity() -> None:
+    torch.manual_seed(0)
+    decomposer = MarkDecomposer(DecomposerConfig.from_preset("tiny"))
+    model = MarkCorrector(CorrectorConfig.from_preset("tiny"))
+    init_from_decomposer(model, decomposer)
+    own, source = model.net.state_dict(), decomposer.net.state_dict()
+    first = next(k for k in own if k.startswith("encoder") and own[k].dim() == 4)
+    assert torch.equal(own[first], source[first])  # the photo and mask channels carry over
+    with torch.inference_mode():
+        change = model.eval()(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
+    assert change.shape == (1, 3, 64, 64) and not change.any()
+
+
+def test_saved_and_loaded_in_the_shipped_layout(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = MarkCorrector(CorrectorConfig.from_preset("tiny")).eval()
+    loaded = MarkCorrector.from_pretrained(model.save_pretrained(tmp_path / "cor"))
+    assert (tmp_path / "cor" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    x = (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
+    with torch.inference_mode():
+        assert torch.allclose(model(*x), loaded(*x), atol=5e-2)  # fp16 storage
+    with pytest.raises(ModelNotAvailableError, match="no corrector weights"):
+        MarkCorrector.from_pretrained(tmp_path / "missing")
+
+
+def test_it_changes_the_mask_only_and_drops_changes_inside_its_dead_zone(photo: np.ndarray) -> None:
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[20:50, 30:90] = True
+    restored = photo.copy()
+    out = correct(_constant(DEAD_ZONE * 0.9), photo, restored, mask, closer=None)
+    assert np.array_equal(out, photo)  # under the dead zone: nothing moves
+    out = correct(_constant(DEAD_ZONE + 6 / 255), photo, photo.copy(), mask, closer=None)
+    moved = out.astype(int) - photo.astype(int)
+    assert np.array_equal(out[~mask], photo[~mask])
+    inside = moved[mask][photo[mask].max(-1) < 240]  # not clipped at white
+    assert inside.size and np.all(np.abs(inside - 6) <= 1)
+
+
+def test_a_change_is_kept_where_it_brings_the_photo_closer_to_its_surroundings() -> None:
+    yy, xx = np.mgrid[0:64, 0:96]
+    clean = np.stack([100 + yy, 120 + xx // 2, 90 + (xx + yy) // 4], -1).astype(np.uint8)
+    mask = np.zeros(clean.shape[:2], bool)
+    mask[20:44, 30:70] = True
+    left = clean.copy()
+    left[mask] += 12  # what ``restore`` left: the photo with a faint light mark still on it
+    mended = correct(_constant(-(12 / 255 + DEAD_ZONE)), clean, left.copy(), mask)
+    assert np.abs(mended.astype(int) - clean.astype(int)).max() <= 1
+    worse = correct(_constant(12 / 255 + DEAD_ZONE), clean, left.copy(), mask)
+    assert np.array_equal(worse, left)  # it would move the pixels further from their surroundings
+    only = np.zeros_like(mask)
+    only[20:44, 30:50] = True
+    half = correct(_constant(-(12 / 255 + DEAD_ZONE)), clean, left.copy(), mask, where=only)
+    assert np.array_equal(half[mask & ~only], left[mask & ~only]) and not np.array_equal(
+        half[only], left[only]
+    )
+
+
+def test_restore_ends_with_the_corrector(photo: np.ndarray) -> None:
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[10:40, 10:60] = True
+    request = InpaintRequest(image=photo, mask=mask)
+    plain = RestoreInpainter().inpaint(request)
+    mended = RestoreInpainter(corrector=_constant(DEAD_ZONE + 10 / 255)).inpaint(request)
+    assert np.array_equal(mended[~mask], photo[~mask])
+    assert (mended[mask].astype(int) - plain[mask].astype(int)).mean() > 5
+
+
+def test_the_service_loads_a_corrector_when_asked(tmp_path: Path, tiny_segmenter_dir: Path) -> None:
+    assert Settings().corrector is None  # off by default
+    folder = MarkCorrector(CorrectorConfig.from_preset("tiny")).save_pretrained(tmp_path / "cor")
+    remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", corrector=folder)
+    restore = remover.inpainters["restore"]
+    assert isinstance(restore, RestoreInpainter) and restore.corrector is not None
+    with pytest.raises(ModelNotAvailableError):
+        build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", corrector=tmp_path / "missing")
+
+
+def _tiny_set(root: Path, n: int = 4) -> Path:
+    from training.synth import AssetPool, write_dataset
+
+    return write_dataset(root, n, seed=5, size=(64, 96), pool=AssetPool.builtin())
+
+
+def test_training_pairs_are_restore_output_under_drawn_masks(
+    tmp_path: Path, tiny_segmenter_dir: Path
+) -> None:
+    src = _tiny_set(tmp_path / "set")
+    out = tmp_path / "pairs"
+    model = {"segmenter": tiny_segmenter_dir, "decomposer": "none", "device": "cpu"}
+    assert write_corrections(src, out, draw=MaskDraw(p_grown=1.0, grow_px=(3, 3), p_clean=0.0), **model) == 4
+    read = lambda sub, name, flag=cv2.IMREAD_UNCHANGED: cv2.imread(str(sub / name), flag)  # noqa: E731
+    for name in ("00000.png", "00001.png"):
+        truth = read(src / "mask", name) > 0
+        given = read(out / "mask", name) > 0
+        assert given.sum() > truth.sum() and given[truth].all()  # grown as a brush grows it
+        restored, photo = read(out / "restored", name), read(out / "input", name)
+        assert np.array_equal(restored[~given], photo[~given])  # restore's own guarantee
+    assert write_corrections(src, out, **model) == 0  # a rerun skips what exists
+    clean = write_corrections(src, tmp_path / "clean", draw=MaskDraw(p_clean=1.0), **model)
+    assert clean == 4
+    for name in ("00000.png", "00003.png"):  # the clean photo under another photo's mark
+        assert np.array_equal(read(tmp_path / "clean" / "input", name), read(src / "clean", name))
+
+
+def test_the_module_trains_on_the_pairs_and_its_checkpoint_exports(
+    tmp_path: Path, tiny_segmenter_dir: Path
+) -> None:
+    src = _tiny_set(tmp_path / "set", 6)
+    pairs = tmp_path / "pairs"
+    write_corrections(src, pairs, segmenter=tiny_segmenter_dir, decomposer="none", device="cpu")
+    data = CorrectionsDataModule(dirs=[str(pairs)], crop_size=32, batch_size=2, num_workers=0, val_every=3)
+    module = CorrectorModule(preset="tiny", init_decomposer=None, lr=1e-2)
+    trainer = L.Trainer(
+        max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    trainer.fit(module, datamodule=data)
+    assert module.model.net.segmentation_head[0].weight.abs().sum() > 0  # it learned something
+    assert {"train/loss", "val/restored", "val/corrected"} <= set(trainer.callback_metrics)
+    out = export_checkpoint(next(tmp_path.rglob("*.ckpt")), tmp_path / "exported")
+    assert MarkCorrector.from_pretrained(out).config == module.model.config
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 32) and batch["mask"].shape == (2, 1, 32, 32)
