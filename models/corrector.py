@@ -12,11 +12,10 @@ before training it returns the restored photo unchanged.
 
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from models.decomposer import DecomposerConfig, MarkDecomposer
+from models.decomposer import DecomposerConfig, MarkDecomposer, build_net
 from models.storage import Pretrained
 
 INPUTS = {"image": 3, "restored": 3, "mask": 1}  # channels, all in [0, 1]
@@ -39,15 +38,7 @@ class MarkCorrector(Pretrained, nn.Module):
     def __init__(self, config: CorrectorConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = smp.create_model(
-            config.arch,
-            encoder_name=config.encoder,
-            encoder_weights=None,
-            in_channels=sum(INPUTS.values()),
-            classes=3,
-            **config.arch_kwargs,
-        )
-        self.net.to(memory_format=torch.channels_last)
+        self.net = build_net(config, in_channels=sum(INPUTS.values()), classes=3)
 
     def forward(self, image: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Inputs in [0, 1] (H, W multiples of 32), normalised as the segmenter's (mean = std = 0.5)."""

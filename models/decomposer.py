@@ -56,6 +56,20 @@ class DecomposerConfig:
         return cls(arch=p["arch"], encoder=p["encoder"], arch_kwargs=dict(p.get("arch_kwargs", {})))
 
 
+def build_net(config: DecomposerConfig, *, in_channels: int, classes: int) -> nn.Module:
+    """The smp network of ``config`` (random weights; the caller loads or copies them), channels-last
+    as the segmenter's: faster on CPU and GPU."""
+    net = smp.create_model(
+        config.arch,
+        encoder_name=config.encoder,
+        encoder_weights=None,
+        in_channels=in_channels,
+        classes=classes,
+        **config.arch_kwargs,
+    )
+    return net.to(memory_format=torch.channels_last)
+
+
 class MarkDecomposer(Pretrained, nn.Module):
     """``forward(image, background, hint)`` → {"alpha": Bx1xHxW, "color": Bx3xHxW} logits."""
 
@@ -66,15 +80,7 @@ class MarkDecomposer(Pretrained, nn.Module):
     def __init__(self, config: DecomposerConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = smp.create_model(
-            config.arch,
-            encoder_name=config.encoder,
-            encoder_weights=None,
-            in_channels=sum((3, 3, 1)),
-            classes=sum(HEADS.values()),
-            **config.arch_kwargs,
-        )
-        self.net.to(memory_format=torch.channels_last)  # as the segmenter: faster on CPU and GPU
+        self.net = build_net(config, in_channels=sum((3, 3, 1)), classes=sum(HEADS.values()))
 
     def forward(
         self, image: torch.Tensor, background: torch.Tensor, hint: torch.Tensor
