@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("markless")
 
 TRAINING_COMMANDS = ("train", "synth", "assets", "corrections", "eval", "export")
-DELEGATED = (
-    "train",
-    "synth",
-    "assets",
-    "corrections",
-)  # parse their own arguments (``markless train --help``)
+# They parse their own arguments (``markless train --help``).
+DELEGATED = ("train", "synth", "assets", "corrections")
 
 
 def _image_files(inputs: Iterable[str]) -> list[Path]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.corrector import MarkCorrector
-from pipeline.decompose import cluster_boxes, network_inputs, shown_fill
+from pipeline.decompose import cluster_boxes, departure, network_inputs, shown_fill
 from pipeline.device import resolve_device
 
 DEAD_ZONE = 4.0 / 255.0
@@ -94,12 +94,7 @@ def correct(
             n, groups = cv2.connectedComponents(moved.astype(np.uint8))
             for g in range(1, n):
                 pixels = groups == g
-                if _departure(after, fill, pixels) > closer * _departure(before, fill, pixels):
+                if departure(after, fill, pixels) > closer * departure(before, fill, pixels):
                     moved &= ~pixels
         restored[box][moved] = np.clip(after[moved] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return restored
-
-
-def _departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
-    """Mean squared RGB distance of ``pixels`` from ``fill`` where ``where`` holds."""
-    return float(((pixels[where] - fill[where]) ** 2).sum(-1).mean())

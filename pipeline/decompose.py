@@ -163,7 +163,7 @@ def invert_left(
             if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color[own]) <= MAX_GAIN:
                 continue
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
-            if not ok.any() or _departure(recovered, fill[own], ok) > CLOSER * _departure(j, fill[own], ok):
+            if not ok.any() or departure(recovered, fill[own], ok) > CLOSER * departure(j, fill[own], ok):
                 continue
             moved = j[ok] + TRUST * (recovered[ok] - j[ok])
             out[at][ok] = np.clip(moved * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -224,6 +224,7 @@ def cluster_boxes(where: np.ndarray, max_pixels: int) -> Iterator[tuple[tuple[sl
         yield box, clusters[box] == c
 
 
-def _departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
-    """Mean squared RGB distance (0..1 units) of ``pixels`` from ``fill`` where ``where`` holds."""
+def departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
+    """Mean squared RGB distance (0..1 units) of ``pixels`` from ``fill`` where ``where`` holds: how
+    far a reading of the photo under a mask lies from what its surroundings suggest."""
     return float(((pixels[where] - fill[where]) ** 2).sum(-1).mean())
