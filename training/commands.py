@@ -52,6 +52,7 @@ def _synth(argv: list[str]) -> int:
 
 
 def _corrections(argv: list[str]) -> int:
+    require_extra("corrections")
     from training.corrections import main
 
     return main(argv)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.errors import InvalidParameterError
 from pipeline.masks import dilate
+from training.synth.writer import write_png
 
 LAYOUT = ("input", "mask", "restored", "clean")
 
@@ -69,16 +70,8 @@ def _read(path: Path, grey: bool = False) -> np.ndarray:
     return np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def _write(path: Path, arr: np.ndarray) -> None:
-    data = arr[..., ::-1] if arr.ndim == 3 else arr
-    if not cv2.imwrite(str(path), np.ascontiguousarray(data)):
-        raise OSError(f"could not write {path}")
-
-
 def _work(job: tuple[str, str, list[str], int, int, int, dict[str, object], dict[str, object]]) -> int:
     """Restore the photos ``names[part::parts]`` (one process: one thread, its own models)."""
-    import torch
-
     from pipeline.factory import build_remover
 
     src_s, out_s, names, part, parts, seed, draw_kw, model_kw = job
@@ -100,10 +93,10 @@ def _work(job: tuple[str, str, list[str], int, int, int, dict[str, object], dict
         clean = _read(src / "clean" / name)
         photo, mask = draw.draw(rng, _read(src / "input" / name), clean, truth, other)
         restored = remover.remove(photo, mask, inpainter="restore", seed=0).image if mask.any() else photo
-        _write(out / "input" / name, photo)
-        _write(out / "mask" / name, mask.astype(np.uint8) * 255)
-        _write(out / "clean" / name, clean)
-        _write(out / "restored" / name, restored)  # last: its presence marks the sample done
+        write_png(out / "input" / name, photo)
+        write_png(out / "mask" / name, mask.astype(np.uint8) * 255)
+        write_png(out / "clean" / name, clean)
+        write_png(out / "restored" / name, restored)  # last: its presence marks the sample done
         done += 1
     return done
 

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 LAYOUT = ("input", "mask", "clean", "alpha", "color")
 
 
-def _write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
+def write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
+    """An RGB (or grey) array as a PNG file; raises ``OSError`` when it cannot be written."""
     arr = rgb_or_grey[..., ::-1] if rgb_or_grey.ndim == 3 else rgb_or_grey
     if not cv2.imwrite(str(path), np.ascontiguousarray(arr)):
         raise OSError(f"could not write {path}")
@@ -68,11 +69,11 @@ def write_dataset(
             rng = np.random.default_rng([seed, i])
             sample = _sample_any_size(synth, rng, size)
             name = f"{i:0{width}d}.png"
-            _write_png(out / "input" / name, sample.image)
-            _write_png(out / "mask" / name, sample.mask.astype(np.uint8) * 255)
-            _write_png(out / "clean" / name, sample.clean)
-            _write_png(out / "alpha" / name, np.clip(sample.alpha * 255 + 0.5, 0, 255).astype(np.uint8))
-            _write_png(out / "color" / name, np.clip(sample.color * 255 + 0.5, 0, 255).astype(np.uint8))
+            write_png(out / "input" / name, sample.image)
+            write_png(out / "mask" / name, sample.mask.astype(np.uint8) * 255)
+            write_png(out / "clean" / name, sample.clean)
+            write_png(out / "alpha" / name, np.clip(sample.alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+            write_png(out / "color" / name, np.clip(sample.color * 255 + 0.5, 0, 255).astype(np.uint8))
             meta_file.write(json.dumps({"file": name, **sample.meta}, ensure_ascii=False, default=str) + "\n")
     info = {
         "n": n,
@@ -113,7 +114,7 @@ def contact_sheet(
         sheet[y : y + tile, x : x + tile] = img
         sheet[y : y + tile, x + tile + 2 : x + 2 * tile + 2] = m[..., None]
     path = Path(path)
-    _write_png(path, sheet)
+    write_png(path, sheet)
     return path
 
 
