@@ -144,7 +144,9 @@ def test_the_module_trains_on_the_pairs_and_its_checkpoint_exports(
     src = _tiny_set(tmp_path / "set", 6)
     pairs = tmp_path / "pairs"
     write_corrections(src, pairs, segmenter=tiny_segmenter_dir, decomposer="none", device="cpu")
-    data = CorrectionsDataModule(dirs=[str(pairs)], crop_size=32, batch_size=2, num_workers=0, val_every=3)
+    data = CorrectionsDataModule(
+        dirs=[str(pairs)], crop_size=32, batch_size=2, num_workers=0, val_fraction=0.5
+    )
     module = CorrectorModule(preset="tiny", init_decomposer=None, lr=1e-2)
     trainer = L.Trainer(
         max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.errors import InvalidParameterError
 from pipeline.masks import dilate
+from training.assets.manifest import split_of
 from training.synth.writer import write_png
 
 LAYOUT = ("input", "mask", "restored", "clean")
@@ -198,16 +198,12 @@ class CorrectionsDataset(Dataset[dict[str, torch.Tensor]]):
         return out
 
 
-def held_out(name: str, every: int) -> bool:
-    """One photo in ``every`` is held out for validation, by a hash of its name (stable across runs)."""
-    return zlib.crc32(name.encode()) % every == 0
-
-
 class CorrectionsDataModule(L.LightningDataModule):
     """Batches of the corrector's training pairs from folders written by ``markless corrections``.
 
-    ``dirs``: those folders (a sample counts once its ``restored/`` file exists); one photo in
-    ``val_every`` is held out (``held_out``), at most ``val_samples`` of them, validated whole.
+    ``dirs``: those folders (a sample counts once its ``restored/`` file exists); a share
+    ``val_fraction`` is held out by a hash of the file name (``split_of``, the assets' rule), at
+    most ``val_samples`` of them, validated whole.
     Training crops are ``crop_size`` around the mask, fresh at each visit."""
 
     def __init__(
@@ -216,14 +212,14 @@ class CorrectionsDataModule(L.LightningDataModule):
         crop_size: int = 192,
         batch_size: int = 8,
         num_workers: int = 2,
-        val_every: int = 20,
+        val_fraction: float = 0.05,
         val_samples: int = 64,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if crop_size < 32 or crop_size % 32 or batch_size < 1 or num_workers < 0 or val_every < 2:
+        if crop_size < 32 or crop_size % 32 or batch_size < 1 or num_workers < 0 or not 0 < val_fraction < 1:
             raise InvalidParameterError(
-                "crop_size must be a multiple of 32, batch_size >= 1, num_workers >= 0 and val_every >= 2"
+                "crop_size must be a multiple of 32, batch_size >= 1, num_workers >= 0 and 0 < val_fraction < 1"
             )
         self.train_set: CorrectionsDataset | None = None
         self.val_set: CorrectionsDataset | None = None
@@ -235,8 +231,9 @@ class CorrectionsDataModule(L.LightningDataModule):
             raise InvalidParameterError(
                 f"no training pairs in {hp.dirs} (write them with `markless corrections`)"
             )
-        train = [s for s in samples if not held_out(s[1], hp.val_every)]
-        val = [s for s in samples if held_out(s[1], hp.val_every)][: hp.val_samples]
+        held = [split_of(f"corrections:{name}", hp.val_fraction) == "val" for _, name in samples]
+        train = [s for s, h in zip(samples, held, strict=True) if not h]
+        val = [s for s, h in zip(samples, held, strict=True) if h][: hp.val_samples]
         self.train_set = CorrectionsDataset(train, (hp.crop_size, hp.crop_size))
         self.val_set = CorrectionsDataset(val or train[:1], None)
 
