@@ -39,6 +39,9 @@ class MarkCorrector(Pretrained, nn.Module):
         super().__init__()
         self.config = config
         self.net = build_net(config, in_channels=sum(INPUTS.values()), classes=3)
+        with torch.no_grad():  # the last layer at zero: before training, the restored photo unchanged
+            for p in self.net.segmentation_head.parameters():
+                p.zero_()
 
     def forward(self, image: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Inputs in [0, 1] (H, W multiples of 32), normalised as the segmenter's (mean = std = 0.5)."""
@@ -54,14 +57,16 @@ class MarkCorrector(Pretrained, nn.Module):
 def init_from_decomposer(model: MarkCorrector, decomposer: MarkDecomposer) -> None:
     """Start ``model`` from a trained decomposer of the same architecture: every tensor but the last
     layer's is copied (the decomposer's fill channels take the restored photo, its nearest kin: the
-    photo under the mark as restoration reads it); the last layer starts at zero, so the corrector
-    starts as the identity."""
+    photo under the mark as restoration reads it); the last layer keeps the zero it is built with,
+    so the corrector starts as the identity."""
     source = decomposer.net.state_dict()
     own = model.net.state_dict()
     with torch.no_grad():
         for name, tensor in own.items():
-            if name.startswith("segmentation_head"):
-                tensor.zero_()
-            elif name in source and source[name].shape == tensor.shape:
+            if (
+                not name.startswith("segmentation_head")
+                and name in source
+                and source[name].shape == tensor.shape
+            ):
                 tensor.copy_(source[name])
     model.net.load_state_dict(own)

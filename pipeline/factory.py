@@ -4,6 +4,7 @@ benchmark and Ray Serve turn configuration into loaded components."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -60,6 +61,15 @@ def _default_name(config: ModelSettings) -> str:
     return resolve_inpainter_name(
         config.inpainter, diffusion_model=config.diffusion_model, device=config.device
     )
+
+
+def _optional(kind: type[Decomposer] | type[Corrector], folder: Path | None, device: str) -> Any:
+    """An optional model of ``restore`` loaded from ``folder``, or None where its setting is off."""
+    if folder is None:
+        return None
+    model = kind.from_pretrained(folder, device=device)
+    log.info("%s loaded from %s", kind.__name__.lower(), folder)
+    return model
 
 
 def build_remover(
@@ -119,16 +129,11 @@ def build_remover(
         fill = inpainters.get("diffusion") or build_inpainter(
             "opencv", method="fsr", fsr_max_pixels=cfg.texture_fill_max_pixels
         )
-        decomposer = None
-        if cfg.decomposer is not None:
-            decomposer = Decomposer.from_pretrained(cfg.decomposer, device=device)
-            log.info("decomposer loaded from %s", cfg.decomposer)
-        corrector = None
-        if cfg.corrector is not None:
-            corrector = Corrector.from_pretrained(cfg.corrector, device=device)
-            log.info("corrector loaded from %s", cfg.corrector)
         inpainters["restore"] = build_inpainter(
-            "restore", fallback=fill, decomposer=decomposer, corrector=corrector
+            "restore",
+            fallback=fill,
+            decomposer=_optional(Decomposer, cfg.decomposer, device),
+            corrector=_optional(Corrector, cfg.corrector, device),
         )
     refiner = MaskRefiner(
         threshold=cfg.threshold,

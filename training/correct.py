@@ -22,8 +22,8 @@ class CorrectorModule(L.LightningModule):
     """Trains a corrector of a segmenter preset's architecture; ``self.model`` is what gets exported.
 
     ``init_weights``: an exported corrector to continue from; else ``init_decomposer``: a decomposer
-    folder to start from (the shipped one by default); neither: random weights, last layer at zero
-    (tests)."""
+    folder to start from (the shipped one by default); neither: random weights (tests), the last
+    layer at zero as ``MarkCorrector`` builds it."""
 
     def __init__(
         self,
@@ -41,10 +41,6 @@ class CorrectorModule(L.LightningModule):
             self.model.load_state_dict(MarkCorrector.from_pretrained(init_weights).state_dict())
         elif init_decomposer:
             init_from_decomposer(self.model, MarkDecomposer.from_pretrained(init_decomposer))
-        else:
-            with torch.no_grad():
-                for p in self.model.net.segmentation_head.parameters():
-                    p.zero_()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The corrected photo: the restored one plus the network's change inside the mask."""

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.errors import InvalidParameterError
 from pipeline.masks import dilate
 from training.assets.manifest import split_of
-from training.synth.writer import write_png
+from training.synth.writer import read_png, write_png
 
 LAYOUT = ("input", "mask", "restored", "clean")
 
@@ -64,12 +64,6 @@ class MaskDraw:
         return photo, dilate(mark.astype(np.uint8), grow).astype(bool)
 
 
-def _read(path: Path, grey: bool = False) -> np.ndarray:
-    if grey:
-        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1])
-
-
 def _work(job: tuple[str, str, list[str], int, int, int, dict[str, object], dict[str, object]]) -> int:
     """Restore the photos ``names[part::parts]`` (one process: one thread, its own models)."""
     from pipeline.factory import build_remover
@@ -86,12 +80,12 @@ def _work(job: tuple[str, str, list[str], int, int, int, dict[str, object], dict
         if (out / "restored" / name).is_file():
             continue
         rng = np.random.default_rng([seed, i])
-        truth = _read(src / "mask" / name, grey=True) > 127
-        other = _read(src / "mask" / names[(i + 1) % len(names)], grey=True) > 127
+        truth = read_png(src / "mask" / name, grey=True) > 127
+        other = read_png(src / "mask" / names[(i + 1) % len(names)], grey=True) > 127
         if other.shape != truth.shape:
             other = cv2.resize(other.astype(np.uint8), truth.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-        clean = _read(src / "clean" / name)
-        photo, mask = draw.draw(rng, _read(src / "input" / name), clean, truth, other)
+        clean = read_png(src / "clean" / name)
+        photo, mask = draw.draw(rng, read_png(src / "input" / name), clean, truth, other)
         restored = remover.remove(photo, mask, inpainter="restore", seed=0).image if mask.any() else photo
         write_png(out / "input" / name, photo)
         write_png(out / "mask" / name, mask.astype(np.uint8) * 255)
@@ -155,8 +149,8 @@ class CorrectionsDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         root, name = self.samples[k]
-        image, restored, clean = (_read(root / sub / name) for sub in ("input", "restored", "clean"))
-        mask = _read(root / "mask" / name, grey=True) > 127
+        image, restored, clean = (read_png(root / sub / name) for sub in ("input", "restored", "clean"))
+        mask = read_png(root / "mask" / name, grey=True) > 127
         arrays = [image, restored, clean, mask]
         if self.crop is not None:
             # Fresh crops at each visit, from torch's generator (seeded per run and per loader worker).

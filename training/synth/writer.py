@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 LAYOUT = ("input", "mask", "clean", "alpha", "color")
 
 
+def read_png(path: Path, grey: bool = False) -> np.ndarray:
+    """A set's image file as written by ``write_png``: RGB (or grey) uint8; ``OSError`` when unreadable."""
+    arr = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if arr is None:
+        raise OSError(f"could not read {path}")
+    return arr if grey else np.ascontiguousarray(arr[..., ::-1])
+
+
 def write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
     """An RGB (or grey) array as a PNG file; raises ``OSError`` when it cannot be written."""
     arr = rgb_or_grey[..., ::-1] if rgb_or_grey.ndim == 3 else rgb_or_grey
