@@ -91,6 +91,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     HF_HUB_DISABLE_TELEMETRY=1 \
     MARKLESS_SEGMENTER=/app/weights/segmenter \
     MARKLESS_DECOMPOSER=/app/weights/decomposer \
+    MARKLESS_CORRECTOR=/app/weights/corrector \
     MARKLESS_INPAINTER=auto \
     MARKLESS_DEVICE=auto \
     MARKLESS_DTYPE=auto \

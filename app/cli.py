@@ -134,7 +134,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--corrector",
         default=None,
-        help="corrector weights folder: a learned last pass over restore's output (default: off)",
+        help="corrector weights folder: a learned last pass over restore's output (default: shipped; 'none': off)",
     )
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument(

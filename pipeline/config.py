@@ -40,9 +40,11 @@ class ModelSettings(BaseModel):
         "photo holds its reading. 'none' turns it off (restore then uses its fits alone).",
     )
     corrector: Path | None = Field(
-        None,
+        SHIPPED_CORRECTOR,
         description="Folder with the corrector's weights (models/corrector.py): a learned last pass "
-        "that mends the restore restoration's output inside the mask. Off by default ('none').",
+        "that mends the restore restoration's output inside the mask, where restore changed it or the "
+        "segmenter's heads see a mark. Trained on restore's OpenCV fill, so not loaded when a diffusion "
+        "model fills instead. 'none' turns it off.",
     )
     inpainter: str = Field(
         "auto",

@@ -133,7 +133,8 @@ def build_remover(
             "restore",
             fallback=fill,
             decomposer=_optional(Decomposer, cfg.decomposer, device),
-            corrector=_optional(Corrector, cfg.corrector, device),
+            # Trained on restore's OpenCV fill: over a diffusion fill its changes are not what it learned.
+            corrector=None if "diffusion" in inpainters else _optional(Corrector, cfg.corrector, device),
         )
     refiner = MaskRefiner(
         threshold=cfg.threshold,

@@ -15,6 +15,7 @@ from app.settings import Settings
 from models.corrector import CorrectorConfig, MarkCorrector, init_from_decomposer
 from models.decomposer import DecomposerConfig, MarkDecomposer
 from models.errors import ModelNotAvailableError
+from pipeline.config import SHIPPED_CORRECTOR
 from pipeline.correct import DEAD_ZONE, Corrector, correct
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
@@ -59,26 +60,37 @@ def test_saved_and_loaded_in_the_shipped_layout(tmp_path: Path) -> None:
         MarkCorrector.from_pretrained(tmp_path / "missing")
 
 
+def _heads(mask: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The segmenter's heads reading a white mark of ``alpha`` over ``mask``."""
+    return np.where(mask, alpha, 0.0).astype(np.float32), np.ones((*mask.shape, 3), np.float32)
+
+
 def test_it_changes_the_mask_only_and_drops_changes_inside_its_dead_zone(photo: np.ndarray) -> None:
     mask = np.zeros(photo.shape[:2], bool)
     mask[20:50, 30:90] = True
-    restored = photo.copy()
-    out = correct(_constant(DEAD_ZONE * 0.9), photo, restored, mask, closer=None)
+    heads = _heads(mask, 0.5)  # a strong mark read there: the heads bear any change out
+    out = correct(_constant(DEAD_ZONE * 0.9), photo, photo.copy(), mask, closer=None, heads=heads)
     assert np.array_equal(out, photo)  # under the dead zone: nothing moves
-    out = correct(_constant(DEAD_ZONE + 6 / 255), photo, photo.copy(), mask, closer=None)
+    out = correct(_constant(DEAD_ZONE + 6 / 255), photo, photo.copy(), mask, closer=None, heads=heads)
     moved = out.astype(int) - photo.astype(int)
     assert np.array_equal(out[~mask], photo[~mask])
     inside = moved[mask][photo[mask].max(-1) < 240]  # not clipped at white
     assert inside.size and np.all(np.abs(inside - 6) <= 1)
 
 
-def test_a_change_is_kept_where_it_brings_the_photo_closer_to_its_surroundings() -> None:
+def _faint_mark() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth photo, a box mask and the photo with a faint light mark (+12 levels) over the box."""
     yy, xx = np.mgrid[0:64, 0:96]
     clean = np.stack([100 + yy, 120 + xx // 2, 90 + (xx + yy) // 4], -1).astype(np.uint8)
     mask = np.zeros(clean.shape[:2], bool)
     mask[20:44, 30:70] = True
-    left = clean.copy()
-    left[mask] += 12  # what ``restore`` left: the photo with a faint light mark still on it
+    marked = clean.copy()
+    marked[mask] += 12
+    return clean, mask, marked
+
+
+def test_a_change_is_kept_where_it_brings_the_photo_closer_to_its_surroundings() -> None:
+    clean, mask, left = _faint_mark()  # ``left``: what ``restore`` made of the clean photo, marked
     mended = correct(_constant(-(12 / 255 + DEAD_ZONE)), clean, left.copy(), mask)
     assert np.abs(mended.astype(int) - clean.astype(int)).max() <= 1
     worse = correct(_constant(12 / 255 + DEAD_ZONE), clean, left.copy(), mask)
@@ -91,24 +103,48 @@ def test_a_change_is_kept_where_it_brings_the_photo_closer_to_its_surroundings()
     )
 
 
+def test_what_restore_left_changes_only_where_the_heads_see_that_much_mark() -> None:
+    clean, mask, marked = _faint_mark()  # a faint mark that ``restore`` left as it came
+    mend = _constant(-(12 / 255 + DEAD_ZONE))
+    for heads in (None, _heads(mask, 0.0), _heads(mask, 0.005)):  # none, no mark, too faint a one
+        assert np.array_equal(correct(mend, marked, marked.copy(), mask, heads=heads), marked)
+    mended = correct(mend, marked, marked.copy(), mask, heads=_heads(mask, 0.05))
+    assert np.abs(mended.astype(int) - clean.astype(int)).max() <= 1
+    restored = marked.copy()
+    restored[mask] -= 4  # what ``restore`` changed is the corrector's to mend, heads or not
+    mended = correct(mend, marked, restored, mask)
+    assert np.abs(mended[mask].astype(int) - clean[mask].astype(int) + 4).max() <= 1
+
+
 def test_restore_ends_with_the_corrector(photo: np.ndarray) -> None:
     mask = np.zeros(photo.shape[:2], bool)
     mask[10:40, 10:60] = True
-    request = InpaintRequest(image=photo, mask=mask)
+    alpha, color = _heads(mask, 0.5)
+    request = InpaintRequest(image=photo, mask=mask, alpha=alpha, color=color)
     plain = RestoreInpainter().inpaint(request)
     mended = RestoreInpainter(corrector=_constant(DEAD_ZONE + 10 / 255)).inpaint(request)
     assert np.array_equal(mended[~mask], photo[~mask])
     assert (mended[mask].astype(int) - plain[mask].astype(int)).mean() > 5
 
 
-def test_the_service_loads_a_corrector_when_asked(tmp_path: Path, tiny_segmenter_dir: Path) -> None:
-    assert Settings().corrector is None  # off by default
+def test_the_service_loads_the_corrector_unless_told_not_to(
+    tmp_path: Path, tiny_segmenter_dir: Path, tiny_inpaint_dir: Path
+) -> None:
+    assert Settings().corrector == SHIPPED_CORRECTOR and Settings(corrector="none").corrector is None
     folder = MarkCorrector(CorrectorConfig.from_preset("tiny")).save_pretrained(tmp_path / "cor")
     remover = build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", corrector=folder)
     restore = remover.inpainters["restore"]
     assert isinstance(restore, RestoreInpainter) and restore.corrector is not None
     with pytest.raises(ModelNotAvailableError):
         build_remover(segmenter=tiny_segmenter_dir, inpainter="restore", corrector=tmp_path / "missing")
+    # It learned restore's OpenCV fill: over a diffusion fill it is not used.
+    remover = build_remover(
+        segmenter=tiny_segmenter_dir,
+        inpainter="restore",
+        corrector=folder,
+        diffusion_model=str(tiny_inpaint_dir),
+    )
+    assert remover.inpainters["restore"].corrector is None  # type: ignore[attr-defined]
 
 
 def _tiny_set(root: Path, n: int = 4) -> Path:

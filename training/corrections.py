@@ -73,7 +73,9 @@ def _work(job: tuple[str, str, list[str], int, int, int, dict[str, object], dict
     cv2.setNumThreads(1)
     src, out = Path(src_s), Path(out_s)
     draw = MaskDraw(**draw_kw)  # type: ignore[arg-type]
-    remover = build_remover(extra_inpainters=("restore",), inpainter="restore", **model_kw)
+    remover = build_remover(
+        extra_inpainters=("restore",), inpainter="restore", **{"corrector": None, **model_kw}
+    )
     done = 0
     for i in range(part, len(names), parts):
         name = names[i]
@@ -106,7 +108,8 @@ def write_corrections(
     **model: object,
 ) -> int:
     """Restore every photo of the set ``src`` (``input/ mask/ clean/``) into ``out``; ``model``: the
-    ``build_remover`` settings (segmenter, decomposer, device). Returns how many were written."""
+    ``build_remover`` settings (segmenter, decomposer, device; the corrector is off unless named: its
+    training pairs are ``restore``'s own output). Returns how many were written."""
     src, out = Path(src), Path(out)
     if not (src / "input").is_dir() or not (src / "mask").is_dir() or not (src / "clean").is_dir():
         raise InvalidParameterError(f"{src} is not a set laid out as input/ mask/ clean/ (`markless synth`)")

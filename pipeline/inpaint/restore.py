@@ -324,6 +324,7 @@ class RestoreInpainter:
 
     def inpaint(self, request: InpaintRequest) -> np.ndarray:
         out = self._restore(request)
+        heads = None if request.alpha is None or request.color is None else (request.alpha, request.color)
         if self.decomposer is not None:
             checkpoint()
             left = request.mask & (out == request.image).all(-1)
@@ -337,13 +338,11 @@ class RestoreInpainter:
                     alpha_ceiling=self.alpha_ceiling,
                     gamut_tolerance=self.options.gamut_tolerance,
                     min_change=self.options.min_change,
-                    heads=None
-                    if request.alpha is None or request.color is None
-                    else (request.alpha, request.color),
+                    heads=heads,
                 )
         if self.corrector is not None:
             checkpoint()
-            correct(self.corrector, request.image, out, request.mask)
+            correct(self.corrector, request.image, out, request.mask, heads=heads)
         return out
 
     def _restore(self, request: InpaintRequest) -> np.ndarray:
