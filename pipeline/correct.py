@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from models.corrector import MarkCorrector
-from pipeline.decompose import cluster_boxes, departure, network_inputs, shown_fill
+from pipeline.decompose import cluster_boxes, departure, heads_move, network_inputs, shown_fill
 from pipeline.device import resolve_device
-from pipeline.inpaint.fit import unblend
 
 DEAD_ZONE = 4.0 / 255.0
 """Changes (per channel, 0..1 units) the corrector's output is shrunk by. Session 31's measurement
@@ -129,12 +128,11 @@ def _borne_out(
     if heads is None or not pixels.any():
         return np.zeros_like(pixels)
     j = image.astype(np.float32) / 255.0
-    second = unblend(j, np.where(pixels, np.clip(heads[0][box], 0.0, 0.95), 0.0), heads[1][box])
     n, groups = cv2.connectedComponents(pixels.astype(np.uint8))
     # Per group, summed over its pixels (a tiled mask makes hundreds of groups): the ratio of means.
     ours, theirs = (
-        np.bincount(groups.ravel(), weights=np.linalg.norm(x - j, axis=-1).ravel(), minlength=n)
-        for x in (after, second)
+        np.bincount(groups.ravel(), weights=move.ravel(), minlength=n)
+        for move in (np.linalg.norm(after - j, axis=-1), heads_move(j, heads, box, pixels))
     )
     keep = ours <= HEADS_RATIO * theirs
     keep[0] = False

@@ -156,10 +156,10 @@ def invert_left(
             change = float(np.linalg.norm(recovered[pixels] - j[pixels], axis=-1).mean())
             if change < min_change:
                 continue
-            if heads is not None:
-                second = unblend(j, np.where(pixels, np.clip(heads[0][at], 0.0, 0.95), 0.0), heads[1][at])
-                if change > HEADS_VETO * float(np.linalg.norm(second[pixels] - j[pixels], axis=-1).mean()):
-                    continue
+            if heads is not None and change > HEADS_VETO * float(
+                heads_move(j, heads, at, pixels)[pixels].mean()
+            ):
+                continue
             if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color[own]) <= MAX_GAIN:
                 continue
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
@@ -222,6 +222,16 @@ def cluster_boxes(where: np.ndarray, max_pixels: int) -> Iterator[tuple[tuple[sl
         if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) > max_pixels:
             continue
         yield box, clusters[box] == c
+
+
+def heads_move(
+    j: np.ndarray, heads: tuple[np.ndarray, np.ndarray], at: tuple[slice, slice], pixels: np.ndarray
+) -> np.ndarray:
+    """Per pixel of the crop ``j`` (float RGB, 0..1; ``at``: its place in the frame), how far (RGB
+    distance) inverting the segmenter's heads' reading (full-frame opacity and colour) would move it
+    on ``pixels``, 0 elsewhere: the second opinion the learned readings are held to."""
+    second = unblend(j, np.where(pixels, np.clip(heads[0][at], 0.0, 0.95), 0.0), heads[1][at])
+    return np.linalg.norm(second - j, axis=-1)
 
 
 def departure(pixels: np.ndarray, fill: np.ndarray, where: np.ndarray) -> float:
