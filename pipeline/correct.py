@@ -2,7 +2,7 @@
 
 ``models.corrector`` reads the photo as it came, the restored photo and the mask, and returns a
 change per pixel. It is a learned guess, trained to change nothing where ``restore`` was right, so
-three things keep it from doing harm: its reading is the mean of the photo's and its mirror image's
+four things keep it from doing harm: its reading is the mean of the photo's and its mirror image's
 (a change only one of them sees is halved); a change smaller than ``DEAD_ZONE`` is dropped (its
 output is never exactly zero, and a photo ``restore`` recovered, or a clean photo under a drawn mask,
 should come back as ``restore`` left it, not with a level of noise over every masked pixel); and a
@@ -10,7 +10,8 @@ group of changed pixels must not leave them farther from the fill of the mask fr
 than ``restore`` did (``CLOSER``). Pixels ``restore`` left as they came are its judgement that
 there is nothing it can mend there (a clean photo under a drawn mask, a faint mark over texture a
 fill would smear): a group of them is changed only where the segmenter's heads see a mark, and by no
-more than ``HEADS_RATIO`` times as far as the heads' own inversion would move it. ``weights/corrector/MODEL_CARD.md`` has what it gains and costs.
+more than ``HEADS_RATIO`` times as far as the heads' own inversion would move it.
+``weights/corrector/MODEL_CARD.md`` has what it gains and costs.
 """
 
 from __future__ import annotations
