@@ -6,13 +6,15 @@ more harm than the mark, the mask's pixels come back as they came. The decompose
 (``models.decomposer``) reads α and W per pixel instead. Its reading is inverted and then
 reintegrated (``reintegrated``): kept only in its differences between neighbours, off the mark's own
 edges, and fixed by the photo around the mask, so that a colour or opacity read off by a constant
-over a layer of the mark costs little, and an edge read too strong or too weak draws no negative
-and leaves no ghost. It is a learned guess, so it is used only where the photo itself confirms it:
-per group of such pixels, the inversion must move them as far as the fits call a mark, no further
-than the segmenter's heads make plausible (``HEADS_VETO``), and come closer to the fill of the
-mask from its surroundings than the photo as it came (``CLOSER``), which rejects a mark that is not
-there (a clean photo under a drawn mask) and one of the wrong colours. A group that passes is moved
-most of the way to its inversion, not all of it (``TRUST``).
+over a layer of the mark costs little. It is a learned guess, so it is used only where the photo
+itself confirms it: per group of such pixels, the photo's gradients must hold the estimated mark's
+edge pattern at ``MIN_GAIN``..``MAX_GAIN`` of its strength (``mark_gain``, as the copies of a tiled
+mark are checked), which rejects an estimate too strong, too weak, or of a mark that is not there (a
+clean photo under a drawn mask); the inversion must move them as far as the fits call a mark, no
+further than the segmenter's heads make plausible (``HEADS_VETO``), and come closer to the fill of
+the mask from its surroundings than the photo as it came (``CLOSER``), which rejects one of the
+wrong colours. A group that passes is moved most of the way to its inversion, not all of it
+(``TRUST``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,23 @@ from pipeline.cancel import checkpoint
 from pipeline.device import resolve_device
 from pipeline.inpaint.fit import FitOptions, background, out_of_gamut, unblend
 from pipeline.inpaint.poisson import reintegrate
+from pipeline.marks.estimate import mark_gain
 
 _STRIDE = 32
+MIN_GAIN, MAX_GAIN = 0.5, 1.5
+"""The share of the estimated mark's edge pattern the photo must hold for the estimate to be inverted
+(1 when it is right; the bounds of ``pipeline.inpaint.repeat``): inverting an estimate held at ``g``
+leaves ``1 − 1/g`` of the mark. The gain is itself an estimate from one group's edges: at 0.75..1.5
+(at most a third of the mark left, in theory) the platform set lost 0.08 dB, its best group (+3.7 dB)
+read 0.7, and the groups that made photos worse read inside both ranges. Above 1.5 the photo
+holds more of the pattern than the estimate (read weak, or of the photo's own edges): with no
+upper bound the six sets' twelve rows gain 0.08 dB but 6 more photos are made worse (18 → 24; at a
+trust of 0.3 for those groups still 20); the 21 losing groups' gains 1.5–3.0, inside the 109
+winning ones' (1.5–19). With the inversion reintegrated (session 38) a reading too strong or too
+weak no longer draws a negative or leaves a ghost, and without the test the two platform sets gain
+0.15–0.5 dB (``restore`` alone), but the other four lose on some photos (third set 35.8 → 30.2 dB,
+a grown mask; fresh 37.8 → 34.8) and photos made worse than their input go 16 → 26 of 836 (with the
+corrector): the test stays."""
 STRONG_READING = 0.6
 """The network's opacity at or above which a pixel is read as a strong mark (``read_opaque``). It
 reads opacity low, but rarely high: on the platform, strong platform and third sets (exact and grown
@@ -43,15 +60,15 @@ masks, restoration without ``invert_left``): 37.52 dB without it, 37.58 at 0.75 
 37.65 at 0.6 (the platform set's grown masks +0.54, +29 dB of it on one photo), 14 photos made worse
 than their input each time; at 0.5 two more photos of four sets were made worse."""
 MIN_GROUP_PX = 20
-"""Smaller groups are left: a few pixels are too few to judge a reading by (on the platform set,
-groups of 5–20 px read the share of the estimate's edge pattern the photo holds anywhere from −98
-to +38)."""
+"""Smaller groups are left: a few pixels' edge pattern is too short for the gain to mean anything
+(on the platform set, groups of 5–20 px read gains from −98 to +38)."""
 CONTEXT_PX = 16
 """Photo around a group the network sees (it reads the mark's edges against it)."""
 CLUSTER_PX = 32
 """Groups closer than this are read in one pass over their common box."""
 GROUP_MARGIN = 10
-"""Photo around a group in the box its own checks are read on."""
+"""Photo around a group its own checks see: ``mark_gain`` blurs the recovered photo (σ 2, 8 px) and
+takes gradients (1 px) only next to the group's pixels, so this margin reads all it needs."""
 HEADS_VETO = 4.0
 """With the segmenter's decomposition heads at hand, a group is inverted only if the decomposer's
 inversion moves its pixels at most this many times as far as the heads' own inversion would (they
@@ -70,12 +87,7 @@ the inversion is the mark's edge, not the photo's, and is not kept (``reintegrat
 ``restore`` alone (exact / grown masks), against the plain inversion: at 0.05 (more of the photo's own
 texture dropped with the reading's noisy edges) platform +0.04 dB exact, photos made worse 3 → 5; at
 0.1 platform +0.06 / +0.15 and strong platform +0.01 / +0.08, made worse 3 → 4 and as before; at
-0.2 (the marks' edges kept) no change. Those runs still held each group to the photo's share of the
-estimate's edge pattern (0.5..1.5 of it, ``pipeline.marks.estimate.mark_gain``), which guarded the
-plain inversion against drawing a negative (read too strong) or leaving a ghost (too weak);
-reintegrated, neither happens, and without it: platform +0.15 / +0.23, strong platform +0.24 /
-+0.52 dB, made worse as with it, clean photos under a drawn mask unchanged (session 38,
-``docs/restoration.md``)."""
+0.2 (the marks' edges kept) no change (``docs/restoration.md``, session 38)."""
 MAX_SOLVE_PX = 250_000
 """Mask pixels of one box above which ``reintegrated`` solves at a coarser scale: the sparse solve's
 time and memory grow faster than its size (on the 2-core CPU 0.8 s for 65 000 unknowns, 3.8 s for
@@ -134,11 +146,11 @@ def invert_left(
     heads: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> int:
     """Invert, in ``out`` (written in place), the groups of ``left`` (mask pixels that came back as
-    they came) whose photo confirms the decomposer's estimate (module docstring); below
+    they came) whose photo holds the decomposer's estimate (module docstring); below
     ``alpha_ceiling`` and in gamut only. A group whose inversion would move its pixels by less than
     ``min_change`` on average (RGB L2, 0..1: what the fits count as marked) is left: no mark to
-    speak of (on clean photos under drawn masks such readings moved pixels by a level or two).
-    ``heads``: the segmenter's
+    speak of, and a gain read from so faint a pattern is noise (on clean photos under drawn masks
+    such readings passed the gain test and moved pixels by a level or two). ``heads``: the segmenter's
     opacity and colour maps (full frame), a second opinion (``HEADS_VETO``). Returns how many groups
     were inverted."""
     marked = left.astype(np.uint8)
@@ -171,6 +183,8 @@ def invert_left(
             if heads is not None and change > HEADS_VETO * float(
                 heads_move(j, heads, at, pixels)[pixels].mean()
             ):
+                continue
+            if not MIN_GAIN <= mark_gain(j, a, a[..., None] * color[own]) <= MAX_GAIN:
                 continue
             ok = pixels & (a < alpha_ceiling) & ~out_of_gamut(recovered, gamut_tolerance)
             if not ok.any() or departure(recovered, fill[own], ok) > CLOSER * departure(j, fill[own], ok):

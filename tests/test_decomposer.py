@@ -140,7 +140,7 @@ def _invert(
     return done, out
 
 
-def test_a_reading_of_a_mark_is_inverted_and_one_too_faint_to_matter_is_left() -> None:
+def test_a_reading_the_photo_holds_is_inverted_and_one_it_does_not_is_left() -> None:
     photo, mask, marked = _textured_disc(0.3)
     done, out = _invert(_constant(0.3, (1, 1, 1)), marked, mask)
     # Moved ``TRUST`` of the way to the photo: the mark's error falls by (1 − TRUST)², ~10 dB. The
@@ -151,13 +151,10 @@ def test_a_reading_of_a_mark_is_inverted_and_one_too_faint_to_matter_is_left() -
     assert done == 1 and off[mask].max() <= 4.0 and off[mask].mean() <= 1.0
     assert psnr(out, photo) > psnr(marked, photo) - 20 * np.log10(1 - TRUST) - 1
     assert np.array_equal(out[~mask], marked[~mask])
-    # Read four times too strong: a plain inversion would draw the disc's negative; reintegrated, the
-    # disc's edge is not kept and the photo around it fixes the level, so only the texture's contrast
-    # is read too high, and the photo still gains as much as with the right reading, within 1 dB.
+    # Read four times too strong: the photo does not hold its edge pattern (``MIN_GAIN``); it is left
+    # as it came.
     _, mask, faint = _textured_disc(0.1)
-    right = psnr(_invert(_constant(0.1, (1, 1, 1)), faint, mask)[1], photo)
-    strong = psnr(_invert(_constant(0.4, (1, 1, 1)), faint, mask)[1], photo)
-    assert strong > right - 1 > psnr(faint, photo) + 8
+    assert np.array_equal(_invert(_constant(0.4, (1, 1, 1)), faint, mask)[1], faint)
     # A reading that would move the pixels less than the fits call a mark is not inverted.
     _, mask, fainter = _textured_disc(0.025)
     assert np.array_equal(_invert(_constant(0.025, (1, 1, 1)), fainter, mask)[1], fainter)
