@@ -3,18 +3,14 @@
 ``pipeline.inpaint.restore`` fits one opacity and a few colours per region from the region's outline;
 where that model fails (a badge with a soft shadow, a tile over busy texture) and a fill would do
 more harm than the mark, the mask's pixels come back as they came. The decomposer network
-(``models.decomposer``) reads α and W per pixel instead. Its reading is inverted and then
-reintegrated (``reintegrated``): kept only in its differences between neighbours, off the mark's own
-edges, and fixed by the photo around the mask, so that a colour or opacity read off by a constant
-over a layer of the mark costs little. It is a learned guess, so it is used only where the photo
-itself confirms it: per group of such pixels, the photo's gradients must hold the estimated mark's
-edge pattern at ``MIN_GAIN``..``MAX_GAIN`` of its strength (``mark_gain``, as the copies of a tiled
-mark are checked), which rejects an estimate too strong, too weak, or of a mark that is not there (a
-clean photo under a drawn mask); the inversion must move them as far as the fits call a mark, no
-further than the segmenter's heads make plausible (``HEADS_VETO``), and come closer to the fill of
-the mask from its surroundings than the photo as it came (``CLOSER``), which rejects one of the
-wrong colours. A group that passes is moved most of the way to its inversion, not all of it
-(``TRUST``).
+(``models.decomposer``) reads α and W per pixel instead. It is a learned guess, so it is used only
+where the photo itself confirms it: per group of such pixels, the photo's gradients must hold the
+estimated mark's edge pattern at ``MIN_GAIN``..``MAX_GAIN`` of its strength (``mark_gain``, as the
+copies of a tiled mark are checked), which rejects an estimate too strong (inverting it would draw
+the mark's negative), too weak, or of a mark that is not there (a clean photo under a drawn mask);
+and its inversion must come closer to the fill of the mask from its surroundings than the photo as
+it came (``CLOSER``), which rejects one of the wrong colour. A group that passes is moved most of the
+way to its inversion, not all of it (``TRUST``).
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ from models.decomposer import MarkDecomposer
 from pipeline.cancel import checkpoint
 from pipeline.device import resolve_device
 from pipeline.inpaint.fit import FitOptions, background, out_of_gamut, unblend
-from pipeline.inpaint.poisson import reintegrate
 from pipeline.marks.estimate import mark_gain
 
 _STRIDE = 32
@@ -44,11 +39,7 @@ read 0.7, and the groups that made photos worse read inside both ranges. Above 1
 holds more of the pattern than the estimate (read weak, or of the photo's own edges): with no
 upper bound the six sets' twelve rows gain 0.08 dB but 6 more photos are made worse (18 → 24; at a
 trust of 0.3 for those groups still 20); the 21 losing groups' gains 1.5–3.0, inside the 109
-winning ones' (1.5–19). With the inversion reintegrated (session 38) a reading too strong or too
-weak no longer draws a negative or leaves a ghost, and without the test the two platform sets gain
-0.15–0.5 dB (``restore`` alone), but the other four lose on some photos (third set 35.8 → 30.2 dB,
-a grown mask; fresh 37.8 → 34.8) and photos made worse than their input go 16 → 26 of 836 (with the
-corrector): the test stays."""
+winning ones' (1.5–19)."""
 STRONG_READING = 0.6
 """The network's opacity at or above which a pixel is read as a strong mark (``read_opaque``). It
 reads opacity low, but rarely high: on the platform, strong platform and third sets (exact and grown
@@ -79,19 +70,8 @@ CLOSER = 0.9
 (``fit.background``, what the network is shown) by at most this share of the photo's own departure
 (mean squared, RGB). Against that fill, the photo as it came departs by the mark's error and the
 fill's, the inversion by its own error and the fill's (independent), so a right inversion comes
-closer; one with the wrong colours (a grey read over a red-and-white striped logo) moves the
-pixels as far as the mark but not closer, even reintegrated (every stripe's step is kept)."""
-EDGE_STEP = 0.1
-"""A jump of the reading's α or α·W (any channel) between neighbours above which their difference in
-the inversion is the mark's edge, not the photo's, and is not kept (``reintegrated``). Measured with
-``restore`` alone (exact / grown masks), against the plain inversion: at 0.05 (more of the photo's own
-texture dropped with the reading's noisy edges) platform +0.04 dB exact, photos made worse 3 → 5; at
-0.1 platform +0.06 / +0.15 and strong platform +0.01 / +0.08, made worse 3 → 4 and as before; at
-0.2 (the marks' edges kept) no change (``docs/restoration.md``, session 38)."""
-MAX_SOLVE_PX = 250_000
-"""Mask pixels of one box above which ``reintegrated`` solves at a coarser scale: the sparse solve's
-time and memory grow faster than its size (on the 2-core CPU 0.8 s for 65 000 unknowns, 3.8 s for
-262 000, 16 s and 1.8 GB for a million)."""
+closer; one with the wrong colour (a grey read over a red-and-white tiled logo) moves the pixels as
+far as the mark but not closer, and passes the gain test, which reads edges alone."""
 TRUST = 0.7
 """How far a group that passes the checks is moved from the photo as it came towards the decomposer's
 inversion. The two are readings of the photo whose errors differ (the mark's, the estimate's), and a
@@ -158,7 +138,6 @@ def invert_left(
     inverted = 0
     for box, cluster, fill, alpha, color in _readings(decomposer, image, mask, left):
         y0, x0 = box[0].start, box[1].start
-        inversion = None  # the box's reintegrated inversion, solved for its first group of size
         for g in np.unique(groups[box][cluster & left[box]]):
             # Each group is judged on its own box (``GROUP_MARGIN`` around it), not the cluster's: a
             # tiled mask makes one cluster of hundreds of groups.
@@ -173,10 +152,7 @@ def invert_left(
                 continue
             j = image[at].astype(np.float32) / 255.0
             a = np.where(pixels, alpha[own], 0.0).astype(np.float32)
-            if inversion is None:
-                crop = image[box].astype(np.float32) / 255.0
-                inversion = reintegrated(crop, mask[box], alpha, color, alpha_ceiling)
-            recovered = inversion[own]
+            recovered = unblend(j, a, color[own])
             change = float(np.linalg.norm(recovered[pixels] - j[pixels], axis=-1).mean())
             if change < min_change:
                 continue
@@ -193,56 +169,6 @@ def invert_left(
             out[at][ok] = np.clip(moved * 255.0 + 0.5, 0, 255).astype(np.uint8)
             inverted += 1
     return inverted
-
-
-def reintegrated(
-    crop: np.ndarray,
-    hint: np.ndarray,
-    alpha: np.ndarray,
-    color: np.ndarray,
-    alpha_ceiling: float,
-    max_pixels: int = MAX_SOLVE_PX,
-) -> np.ndarray:
-    """The reading's inversion over the mask pixels of ``crop`` (float RGB, 0..1), kept only in its
-    differences between neighbours and fixed by the photo around the mask
-    (``pipeline.inpaint.poisson``): the network's colour is the weaker of its two readings, and
-    a colour off by a constant shifts the plain inversion of a layer by a constant, which its
-    differences do not carry. No difference is kept across the reading's own edges (its α or α·W
-    jumping by more than ``EDGE_STEP``) nor on pixels at ``alpha_ceiling`` or above. A mask of more
-    than ``max_pixels`` is solved at a scale that brings it under, and the correction the solve makes
-    to the plain inversion (an offset per layer, a step at the mark's edges) scaled back up."""
-    plain = unblend(crop, alpha, color)
-    scale = int(np.ceil(np.sqrt(hint.sum() / max_pixels)))
-    if scale <= 1:
-        return _reintegrated(plain, crop, hint, alpha, color, alpha_ceiling)
-    h, w = hint.shape
-    size = (max(w // scale, 1), max(h // scale, 1))
-
-    def small(x: np.ndarray) -> np.ndarray:
-        return cv2.resize(x.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-
-    coarse = small(plain)
-    solved = _reintegrated(coarse, small(crop), small(hint) > 0, small(alpha), small(color), alpha_ceiling)
-    correction = cv2.resize(solved - coarse, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.where(hint[..., None], plain + correction, crop)
-
-
-def _reintegrated(
-    plain: np.ndarray,
-    crop: np.ndarray,
-    hint: np.ndarray,
-    alpha: np.ndarray,
-    color: np.ndarray,
-    alpha_ceiling: float,
-) -> np.ndarray:
-    layers = np.dstack([alpha, alpha[..., None] * color]).reshape(-1, 4)
-    solid = (alpha >= alpha_ceiling).ravel()
-
-    def keep(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        flat = np.abs(layers[p] - layers[q]).max(axis=1) <= EDGE_STEP
-        return flat & ~solid[p] & ~solid[q]
-
-    return reintegrate(plain, crop, hint, keep)
 
 
 def read_opaque(decomposer: Decomposer, image: np.ndarray, mask: np.ndarray, where: np.ndarray) -> np.ndarray:

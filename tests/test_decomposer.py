@@ -15,10 +15,10 @@ from app.settings import Settings
 from models import DecomposerConfig, MarkDecomposer, WatermarkSegmenter, init_from_segmenter
 from models.errors import ModelNotAvailableError
 from pipeline.config import SHIPPED_DECOMPOSER
-from pipeline.decompose import STRONG_READING, TRUST, Decomposer, invert_left, read_opaque, reintegrated
+from pipeline.decompose import STRONG_READING, TRUST, Decomposer, invert_left, read_opaque
 from pipeline.factory import build_remover
 from pipeline.inpaint.base import InpaintRequest
-from pipeline.inpaint.fit import FitOptions, background, unblend
+from pipeline.inpaint.fit import FitOptions, background
 from pipeline.inpaint.restore import RestoreInpainter
 from training.data import WatermarkDataModule, decomposition_inputs
 from training.decompose import DecomposerModule
@@ -143,70 +143,30 @@ def _invert(
 def test_a_reading_the_photo_holds_is_inverted_and_one_it_does_not_is_left() -> None:
     photo, mask, marked = _textured_disc(0.3)
     done, out = _invert(_constant(0.3, (1, 1, 1)), marked, mask)
-    # Moved ``TRUST`` of the way to the photo: the mark's error falls by (1 − TRUST)², ~10 dB. The
-    # inversion is reintegrated from its differences (``reintegrated``), none kept across the disc's
-    # edge: its outline is a few levels off the exact inversion, the rest within rounding.
+    # Moved ``TRUST`` of the way to the photo: the mark's error falls by (1 − TRUST)², ~10 dB.
     expected = marked + TRUST * (photo.astype(np.float32) - marked)
-    off = np.abs(out.astype(np.float32) - expected).max(-1)
-    assert done == 1 and off[mask].max() <= 4.0 and off[mask].mean() <= 1.0
+    assert done == 1 and np.abs(out[mask] - expected[mask]).max() <= 2.0
     assert psnr(out, photo) > psnr(marked, photo) - 20 * np.log10(1 - TRUST) - 1
     assert np.array_equal(out[~mask], marked[~mask])
-    # Read four times too strong: the photo does not hold its edge pattern (``MIN_GAIN``); it is left
-    # as it came.
+    # Read four times too strong: inverting would draw the disc's negative; it is left as it came.
     _, mask, faint = _textured_disc(0.1)
     assert np.array_equal(_invert(_constant(0.4, (1, 1, 1)), faint, mask)[1], faint)
-    # A reading that would move the pixels less than the fits call a mark is not inverted.
+    # A reading that would move the pixels less than the fits call a mark is not inverted, though
+    # the photo holds it (gain ~1).
     _, mask, fainter = _textured_disc(0.025)
     assert np.array_equal(_invert(_constant(0.025, (1, 1, 1)), fainter, mask)[1], fainter)
 
 
 def test_a_reading_of_the_wrong_colour_is_left() -> None:
-    """A disc of red and white stripes read as one colour (white, or a network's average): the photo
-    holds its edge pattern, but its inversion, even reintegrated, keeps every stripe's step and does
-    not come closer to the fill around it. Read over a disc half red, half white, the reintegrated
-    inversion keeps one step and comes closer: it is taken, and the photo gains."""
+    """A disc half red, half white, read as one colour between them (a network's average): the
+    photo holds its edge pattern, but its inversion does not come closer to the fill around it."""
     photo, mask, _ = _textured_disc(0.0)
+    color = np.full((*mask.shape, 3), 255.0)
+    color[:, : mask.shape[1] // 2, 1:] = 0.0
     a = 0.3 * mask[..., None]
-    for period in (8, mask.shape[1] // 2):
-        color = np.full((*mask.shape, 3), 255.0)
-        color[:, (np.arange(mask.shape[1]) // period) % 2 == 0, 1:] = 0.0
-        marked = np.round((1 - a) * photo + a * color).astype(np.uint8)
-        for read in ((1.0, 0.5, 0.5), (1.0, 1.0, 1.0)):
-            done, out = _invert(_constant(0.3, read), marked, mask)
-            if period == 8:
-                assert done == 0 and np.array_equal(out, marked), read
-            else:
-                assert done == 1 and psnr(out, photo) > psnr(marked, photo) + 3, read
-
-
-def test_a_reading_whose_colour_is_off_recovers_the_photo_as_the_right_one_does() -> None:
-    """A white disc read pink: its plain inversion is off by a constant over the disc, which the
-    inversion's differences do not carry; fixed by the photo around the mask, it comes back as close
-    as with the right colour."""
-    photo, mask, marked = _textured_disc(0.3)
-    right = psnr(_invert(_constant(0.3, (1, 1, 1)), marked, mask)[1], photo)
-    done, out = _invert(_constant(0.3, (1, 0.8, 0.8)), marked, mask)
-    plain = unblend(marked.astype(np.float32) / 255.0, 0.3 * mask, np.array([1, 0.8, 0.8], np.float32))
-    moved = marked + TRUST * (np.clip(plain, 0, 1) * 255.0 - marked)
-    assert done == 1 and psnr(out, photo) > right - 0.2 > psnr(moved, photo) + 3
-
-
-def test_a_mask_too_large_to_solve_whole_is_solved_at_a_coarser_scale() -> None:
-    """Above ``max_pixels`` the correction to the plain inversion is solved on a coarser grid and
-    scaled back up: the mark's offset is still taken off, its edge is blurred over the scale."""
-    photo, mask, marked = _textured_disc(0.3)
-    crop = marked.astype(np.float32) / 255.0
-    alpha = (0.3 * mask).astype(np.float32)
-    color = np.full((*mask.shape, 3), (1.0, 0.8, 0.8), np.float32)  # read pink: off by a constant
-
-    def recovered(max_pixels: int) -> float:
-        out = reintegrated(crop, mask, alpha, color, 0.75, max_pixels=max_pixels)
-        assert np.array_equal(out[~mask], crop[~mask])
-        return psnr(np.clip(out, 0, 1) * 255.0, photo)
-
-    plain = psnr(np.clip(unblend(crop, alpha, color), 0, 1) * 255.0, photo)
-    whole, coarse = recovered(int(mask.sum())), recovered(int(mask.sum()) // 4)
-    assert whole > coarse > plain + 10 and coarse > psnr(marked, photo) + 15
+    marked = np.round((1 - a) * photo + a * color).astype(np.uint8)
+    for read in ((1.0, 0.5, 0.5), (1.0, 1.0, 1.0)):
+        assert np.array_equal(_invert(_constant(0.3, read), marked, mask)[1], marked), read
 
 
 def test_a_clean_photo_under_a_mask_comes_back_as_it_came_with_a_decomposer() -> None:

@@ -31,8 +31,6 @@ from scipy import ndimage
 from scipy.sparse import bmat, coo_matrix, csr_matrix, diags
 from scipy.sparse.linalg import splu
 
-from pipeline.inpaint.poisson import neighbour_pairs
-
 EPS_DATA = 0.01  # Charbonnier scale of a photo's gradient (in [0, 1] intensity units)
 EPS_PRIOR = 0.01  # Charbonnier scale of a jump of u or v
 PERMC = "MMD_AT_PLUS_A"
@@ -130,6 +128,22 @@ class BlendEstimate:
         return np.where(a > 1e-3, np.clip(self.premultiplied / np.maximum(a, 1e-3), 0.0, 1.0), 0.0)
 
 
+def _edges(region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """4-neighbour pairs with at least one unknown pixel: flat indices p, q and their (y, x)."""
+    h, w = region.shape
+    flat = np.arange(h * w).reshape(h, w)
+    pairs = []
+    for a, b, ra, rb in (
+        (flat[:, :-1], flat[:, 1:], region[:, :-1], region[:, 1:]),
+        (flat[:-1, :], flat[1:, :], region[:-1, :], region[1:, :]),
+    ):
+        m = ra | rb
+        pairs.append((a[m], b[m]))
+    p = np.concatenate([x[0] for x in pairs])
+    q = np.concatenate([x[1] for x in pairs])
+    return p, q, np.divmod(p, w), np.divmod(q, w)  # type: ignore[return-value]
+
+
 def solve_blend(
     stack: np.ndarray,
     region: np.ndarray,
@@ -158,7 +172,7 @@ def solve_blend(
     flat_region = region.ravel()
     count = int(flat_region.sum())
     unknown[flat_region] = np.arange(count)
-    p, q = neighbour_pairs(region)
+    p, q, _, _ = _edges(region)
     pix = stack.reshape(n, h * w, 3)
     jp, jq = pix[:, p], pix[:, q]
     jbar = 0.5 * (jp + jq)  # N×E×3
