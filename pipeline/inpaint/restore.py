@@ -70,6 +70,7 @@ from pipeline.inpaint.fit import (
     out_of_gamut,
     rim,
     ring,
+    without_enclosed_photo,
 )
 from pipeline.inpaint.regions import plan_regions
 from pipeline.inpaint.repeat import remove_repeated
@@ -309,6 +310,14 @@ class RestoreInpainter:
                 color, outside = field, out_of_gamut(several, tol) & solid
                 judged |= solid | fading
                 notes.append(f"{len(np.unique(field[solid], axis=0))} colours")
+            if color is fit.color and not shadow:
+                # Clean photo the shape encloses (the gap between two strokes under a rough mask)
+                # stays as it came. Not under a shadow, whose shape holds the mark above it, nor
+                # among a mark's several colours, which no one colour's inversion continues.
+                fit = without_enclosed_photo(j, fit, crop_mask, self.options)
+                assert fit.solid is not None
+                solid, fading = fit.solid & own, rim(fit) & own
+                outside &= solid
             # The shape and the rim it fades out in, each pixel with its own opacity; what leaves the
             # gamut is filled.
             opacity = opacity_map(j, b, fit, noise, color)
