@@ -432,44 +432,42 @@ def _continues_recovered(
     far from it as from the neighbour as it is, and apart from that by most of the mark's step there
     (a smooth layer, a shadow, changes gradually; a second colour of the mark is far from both).
     Iterated, since enclosed pixels count as marked neighbours of each other until taken out."""
-    ys, xs = np.nonzero(solid)
     out = np.zeros_like(solid)
-    if len(ys) == 0:
+    if not solid.any():
         return out
     r = LOCAL_PX
+    ys, xs = np.nonzero(solid)
     y0, y1 = max(int(ys.min()) - r, 0), min(int(ys.max()) + r + 1, solid.shape[0])
     x0, x1 = max(int(xs.min()) - r, 0), min(int(xs.max()) + r + 1, solid.shape[1])
-    h, w = y1 - y0, x1 - x0
-    jb = np.pad(j[y0:y1, x0:x1].astype(np.float32), ((r, r), (r, r), (0, 0)), mode="edge")
-    inv = jb * np.float32(c) + d.astype(np.float32)
-    step = np.abs(inv - jb).sum(-1)
-    centre = jb[r : r + h, r : r + w]
-
-    def at(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-        return a[r + dy : r + dy + h, r + dx : r + dx + w]
-
-    votes = np.zeros((h, w), np.uint32)  # one bit per offset: 4 bytes a pixel on the largest photos
-    for bit, (dy, dx) in enumerate(_LOCAL_OFFSETS):
-        raw = np.abs(centre - at(jb, dy, dx)).sum(-1)
-        rec = np.abs(centre - at(inv, dy, dx)).sum(-1)
-        vote = (rec < 0.5 * raw) & (raw > 0.5 * at(step, dy, dx)) & (rec < 2.0 * texture)
+    # Read only at the shape's pixels, in its box padded so that every offset stays inside.
+    jp = np.pad(j[y0:y1, x0:x1].astype(np.float32), ((r, r), (r, r), (0, 0)), mode="edge").reshape(-1, 3)
+    inv = jp * np.float32(c) + d.astype(np.float32)
+    step = np.abs(inv - jp).sum(-1)
+    stride = x1 - x0 + 2 * r
+    at = (ys - y0 + r) * stride + (xs - x0 + r)
+    shifts = [dy * stride + dx for dy, dx in _LOCAL_OFFSETS]
+    centre = jp[at]
+    votes = np.zeros(len(at), np.uint32)  # one bit per offset
+    for bit, shift in enumerate(shifts):
+        raw = np.abs(centre - jp[at + shift]).sum(-1)
+        rec = np.abs(centre - inv[at + shift]).sum(-1)
+        vote = (rec < 0.5 * raw) & (raw > 0.5 * step[at + shift]) & (rec < 2.0 * texture)
         votes |= vote.astype(np.uint32) << np.uint32(bit)
-    marked = solid[y0:y1, x0:x1].copy()
-    dropped = np.zeros_like(marked)
+    marked = np.pad(solid[y0:y1, x0:x1], r).reshape(-1)
+    dropped = np.zeros(len(at), bool)
     for _ in range(6):
-        padded = np.pad(marked, r)
-        count = np.zeros((h, w), np.int32)
-        clean = np.zeros((h, w), np.int32)
-        for bit, (dy, dx) in enumerate(_LOCAL_OFFSETS):
-            near = at(padded, dy, dx)
+        count = np.zeros(len(at), np.int32)
+        clean = np.zeros(len(at), np.int32)
+        for bit, shift in enumerate(shifts):
+            near = marked[at + shift]
             count += near
             clean += near & ((votes >> np.uint32(bit)) & 1).astype(bool)
-        new = marked & (count >= 6) & (clean > LOCAL_SHARE * count)
+        new = marked[at] & (count >= 6) & (clean > LOCAL_SHARE * count)
         if not new.any():
             break
         dropped |= new
-        marked &= ~new
-    out[y0:y1, x0:x1] = dropped
+        marked[at[new]] = False
+    out[ys[dropped], xs[dropped]] = True
     return out
 
 
