@@ -428,10 +428,11 @@ def _continues_recovered(
     rather than those pixels as they are: clean photo enclosed by a mark, such as the gap between a
     ring and a bar, or between letters, under a rough mask, where the per-pixel test reads against a
     fill from far away. Each marked neighbour 2 to ``LOCAL_PX`` px off votes for clean photo where
-    the pixel is within the photo's texture (``texture``) of the neighbour recovered, at most half as
-    far from it as from the neighbour as it is, and apart from that by most of the mark's step there
-    (a smooth layer, a shadow, changes gradually; a second colour of the mark is far from both).
-    Iterated, since enclosed pixels count as marked neighbours of each other until taken out."""
+    the pixel is within twice the photo's texture step (``texture``) of the neighbour recovered, at
+    most half as far from it as from the neighbour as it is, and apart from that by most of the
+    mark's step there (a smooth layer, a shadow, changes gradually; a second colour of the mark is
+    far from both). Iterated, since enclosed pixels count as marked neighbours of each other until
+    taken out; a gap up to 5 px across goes whole, a wider one mostly stays."""
     out = np.zeros_like(solid)
     if not solid.any():
         return out

@@ -26,7 +26,8 @@ from the image alone (no model: a fit needs no segmenter). Then, inside the mask
   larger mask components fitted one by one; what they invert is judged against a fill as the
   failed fit's pixels are;
 - pixels the mark does not reach (a brush stroke or dilation wider than the mark) stay exactly
-  as they were;
+  as they were, and so does clean photo that a one-colour mark's shape encloses (the gap between
+  two strokes under a rough mask: ``fit.without_enclosed_photo``);
 - a hole whose mark is fainter than the fill's own error is not filled: filling it would make the
   photo worse than the mark does (``worth_filling``); it stays as it was, or, on a caller's mask
   where the segmenter's decomposition heads see a mark, is moved part of the way towards the fill
