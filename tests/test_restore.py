@@ -129,18 +129,16 @@ def test_enclosed_photo_is_told_from_a_wide_mark_over_grainy_photo() -> None:
     # each pixel reads its neighbours up to ``LOCAL_PX`` off).
     photo = _grainy()
     alpha0, white = 0.35, np.array([1.0, 1.0, 1.0])
-    c = 1.0 / (1.0 - alpha0)
-    d = -alpha0 * c * white
     plate = np.zeros(photo.shape[:2], bool)
     plate[40:160, 40:220] = True
     marked = _blend(photo, (alpha0 * plate)[..., None].astype(np.float64), white)
     j = marked.astype(np.float32) / 255.0
     texture = _photo_step(j.reshape(-1, 3), plate)
-    assert _continues_recovered(j, plate, c, d, texture).sum() < 0.001 * plate.sum()
+    assert _continues_recovered(j, plate, alpha0, white, texture).sum() < 0.001 * plate.sum()
     bars = plate.copy()
     bars[98:103] = False  # clean photo between the bars, claimed with them
     marked = _blend(photo, (alpha0 * bars)[..., None].astype(np.float64), white)
-    taken = _continues_recovered(marked.astype(np.float32) / 255.0, plate, c, d, texture)
+    taken = _continues_recovered(marked.astype(np.float32) / 255.0, plate, alpha0, white, texture)
     gap = plate & ~bars
     assert taken[gap].mean() > 0.8 and taken[bars].mean() < 0.001
 

@@ -50,6 +50,7 @@ class MarkFit:
     edge: np.ndarray | None = None  # bool: the rim around ``solid`` a refit takes in (failed: what to fill)
     explained: float = 0.0  # share of the outline's step above texture that the fit explains
     removed: float = 0.0  # the step across the outline the inversion removes (RGB L1, 0..3)
+    texture: float = 0.0  # the photo's own step around the region at the pairs' spacing (``_photo_step``)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def _fit_layer(
     if explained < opt.min_explained:
         return MarkFit(False, f"fit explains {explained:.2f} of the outline's step")
     edge = mask & ring(solid, opt.edge_px)
-    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after)
+    return MarkFit(True, "", float(alpha0), color, solid, edge, float(explained), before - after, texture)
 
 
 def _shift_opacity(j: np.ndarray, b: np.ndarray, cand: np.ndarray, opt: FitOptions) -> float:
@@ -403,9 +404,7 @@ def without_enclosed_photo(j: np.ndarray, fit: MarkFit, mask: np.ndarray, opt: F
     the shape it inverts; ``j`` float RGB, ``mask`` the region's. Not part of the fit itself: the shape
     it was fitted on stays the one whose outline it explains."""
     assert fit.solid is not None and fit.color is not None
-    texture = _photo_step(j.reshape(-1, 3), mask)
-    c = 1.0 / max(1.0 - fit.alpha0, 1e-3)
-    clean = _continues_recovered(j, fit.solid, c, -fit.alpha0 * c * fit.color.astype(np.float64), texture)
+    clean = _continues_recovered(j, fit.solid, fit.alpha0, fit.color, fit.texture)
     if not clean.any():
         return fit
     solid = fit.solid & ~clean
@@ -422,7 +421,7 @@ _LOCAL_OFFSETS = [
 
 
 def _continues_recovered(
-    j: np.ndarray, solid: np.ndarray, c: float, d: np.ndarray, texture: float
+    j: np.ndarray, solid: np.ndarray, alpha0: float, color: np.ndarray, texture: float
 ) -> np.ndarray:
     """Pixels of ``solid`` that continue the photo recovered from the marked pixels around them
     rather than those pixels as they are: clean photo enclosed by a mark, such as the gap between a
@@ -442,7 +441,7 @@ def _continues_recovered(
     x0, x1 = max(int(xs.min()) - r, 0), min(int(xs.max()) + r + 1, solid.shape[1])
     # Read only at the shape's pixels, in its box padded so that every offset stays inside.
     jp = np.pad(j[y0:y1, x0:x1].astype(np.float32), ((r, r), (r, r), (0, 0)), mode="edge").reshape(-1, 3)
-    inv = jp * np.float32(c) + d.astype(np.float32)
+    inv = unblend(jp, alpha0, color.astype(np.float32))
     step = np.abs(inv - jp).sum(-1)
     stride = x1 - x0 + 2 * r
     at = (ys - y0 + r) * stride + (xs - x0 + r)
