@@ -52,9 +52,8 @@ def _mark_shape(h: int = 160, w: int = 200) -> np.ndarray:
 ISSUE_12_GAIN_FIT = pytest.mark.xfail(
     strict=True,
     reason="open (issue 12): the outline-pair fit misreads this mark by a few levels (exact mask: α0 0.34 "
-    "for 0.35 but green 0.86 for 0.80; rough mask: α0 0.33 for 0.30, the mark left at 4.7 levels, and "
-    "15 of 2 847 clean pixels at the gap's corners changed by up to 46): the photo's mean and spread "
-    "differ across this outline; needs a second-order (extrapolated) fit",
+    "for 0.35 but green 0.86 for 0.80; rough mask: α0 0.33 for 0.30, the mark left at 4.7 levels): the "
+    "photo's mean and spread differ across this outline; needs a second-order (extrapolated) fit",
 )
 """Both fit tests below fail for the same open reason; one mark so they flip together when fixed. The
 rough mask's clean gap between the ring and the bar, which the fit's shape took in, is tested on its
@@ -115,18 +114,18 @@ def test_clean_photo_enclosed_by_a_mark_under_a_rough_mask_is_left_as_it_came() 
     # The grown mask covers the gap between the ring and the bar; the fill from far away that the
     # per-pixel test reads against made 141 of those clean pixels look marked, and they were inverted.
     photo, shape, marked, rough, out, away = _restored_under_a_rough_mask()
-    changed = (out[away] != marked[away]).any(-1)
-    assert changed.mean() < 0.01
+    np.testing.assert_array_equal(out[away], marked[away])
     np.testing.assert_array_equal(out[~rough], marked[~rough])
     solid = shape > 0.99
     before = np.abs(marked[solid].astype(int) - photo[solid]).mean()
     assert np.abs(out[solid].astype(int) - photo[solid]).mean() < before / 4
 
 
-def test_enclosed_photo_is_told_from_a_wide_mark_over_grainy_photo() -> None:
+@pytest.mark.parametrize("band", [3, 6, 12])
+def test_enclosed_photo_is_told_from_a_wide_mark_over_grainy_photo(band: int) -> None:
     # Inside a wide translucent plate over busy photo every pixel is marked and none is taken out;
-    # a band of clean photo between two marked bars, 5 px across, is (one 10 px across mostly not:
-    # each pixel reads its neighbours up to ``LOCAL_PX`` off).
+    # a band of clean photo between two marked bars is, whole, though wider than the ``LOCAL_PX``
+    # each pixel reads (taken from its sides inwards).
     photo = _grainy()
     alpha0, white = 0.35, np.array([1.0, 1.0, 1.0])
     plate = np.zeros(photo.shape[:2], bool)
@@ -136,11 +135,11 @@ def test_enclosed_photo_is_told_from_a_wide_mark_over_grainy_photo() -> None:
     texture = _photo_step(j.reshape(-1, 3), plate)
     assert _continues_recovered(j, plate, alpha0, white, texture).sum() < 0.001 * plate.sum()
     bars = plate.copy()
-    bars[98:103] = False  # clean photo between the bars, claimed with them
+    bars[100 - band // 2 : 100 - band // 2 + band] = False  # clean photo between the bars, claimed with them
     marked = _blend(photo, (alpha0 * bars)[..., None].astype(np.float64), white)
     taken = _continues_recovered(marked.astype(np.float32) / 255.0, plate, alpha0, white, texture)
     gap = plate & ~bars
-    assert taken[gap].mean() > 0.8 and taken[bars].mean() < 0.001
+    assert taken[gap].mean() > 0.95 and taken[bars].mean() < 0.001
 
 
 @pytest.mark.parametrize("opacity,color", [(0.35, (1.0, 1.0, 1.0)), (0.4, (0.1, 0.1, 0.1))])
