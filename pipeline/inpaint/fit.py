@@ -465,13 +465,13 @@ def _continues_recovered(
         alike |= same.astype(np.uint32) << np.uint32(bit)
     marked = np.pad(solid[y0:y1, x0:x1], r).reshape(-1)
     taken = np.zeros_like(marked)
+    # Every neighbour in the shape votes, marked or taken out: the count does not change by round.
+    count = sum(marked[at + shift].astype(np.int32) for shift in shifts)
     dropped = np.zeros(len(at), bool)
     for _ in range(LOCAL_ROUNDS):
-        count = np.zeros(len(at), np.int32)
         clean = np.zeros(len(at), np.int32)
         for bit, shift in enumerate(shifts):
             near, gone = marked[at + shift], taken[at + shift]
-            count += near | gone
             clean += near & ((votes >> np.uint32(bit)) & 1).astype(bool)
             clean += gone & ((alike >> np.uint32(bit)) & 1).astype(bool)
         new = marked[at] & (count >= 6) & (clean > LOCAL_SHARE * count)
